@@ -1,0 +1,98 @@
+"""Command line: ``lla-studio`` (the studio window) and ``lla-studio COMMAND ...`` (headless).
+
+Headless commands never import Qt. Errors in user input (a malformed session, a bad option) print one
+line ``lla-studio: error: ...`` to stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lla_studio import __version__
+from lla_studio.core.errors import LLAStudioError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lla-studio",
+        description="Hands-on Bayesian optimization and Laplace approximations. "
+        "Without a command: open the studio window.",
+    )
+    parser.add_argument("--version", action="version", version=f"lla-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a session file and print a one-line summary")
+    p.add_argument("session", type=Path, help="session JSON file")
+
+    p = sub.add_parser("sample", help="print N valid configurations of a session's search space as CSV")
+    p.add_argument("session", type=Path, help="session JSON file")
+    p.add_argument("-n", type=int, default=10, help="number of configurations (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--method", choices=["sobol", "uniform"], default="sobol", help="sampling method (default sobol)")
+    return parser
+
+
+def format_cell(value: Any) -> str:
+    """CSV text of one configuration value: empty for inactive, ``true``/``false`` for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from lla_studio.core.session import load_session
+
+    session = load_session(args.session)
+    print(f"ok: {session.summary()}")
+    return EXIT_OK
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from lla_studio.core.session import load_session
+
+    if args.n < 0:
+        raise LLAStudioError(f"-n must be >= 0, got {args.n}")
+    if args.seed < 0:
+        raise LLAStudioError(f"--seed must be >= 0, got {args.seed}")
+    session = load_session(args.session)
+    space = session.search_space
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(space.names)
+    for config in space.sample(args.n, seed=args.seed, method=args.method):
+        writer.writerow([format_cell(config.get(name)) for name in space.names])
+    return EXIT_OK
+
+
+_COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lla-studio`` console script and ``python -m lla_studio``."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return _COMMANDS[args.command](args)
+    except LLAStudioError as err:
+        print(f"lla-studio: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `lla-studio sample ... | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

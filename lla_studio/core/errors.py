@@ -1,0 +1,48 @@
+"""Error types of the core. Every message names its culprit (a parameter, a JSON path, a node)."""
+
+from __future__ import annotations
+
+
+class LLAStudioError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class SearchSpaceError(LLAStudioError, ValueError):
+    """An impossible search space or an invalid configuration."""
+
+
+class TransformError(LLAStudioError, ValueError):
+    """A feature transform chain that does not fit its search space."""
+
+
+class KernelGraphError(LLAStudioError, ValueError):
+    """An invalid kernel graph; the message names the offending node."""
+
+    def __init__(self, message: str, node_id: str | None = None) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+
+
+class SessionError(LLAStudioError, ValueError):
+    """A malformed session document; the message starts with the JSON path of the culprit."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.reason = message
+
+
+class SurrogateFitError(LLAStudioError, RuntimeError):
+    """A surrogate fit that failed numerically (non-PD matrix, NaN loss, ...)."""
+
+
+class ObjectiveError(LLAStudioError, RuntimeError):
+    """An objective that cannot be imported, raised, or returned a non-finite value."""
+
+
+class StudyError(LLAStudioError, ValueError):
+    """An invalid study operation (a tell for an unknown trial, budget < initial design, ...)."""
+
+
+class PosteriorError(LLAStudioError, ValueError):
+    """A posterior-lab problem: bad box, bad expression, a Hessian that is not negative definite."""

@@ -1,0 +1,1 @@
+"""Kernel graphs: serializable specs, validation, text form, compilation to gpytorch."""

@@ -1,0 +1,1 @@
+"""Objective functions: benchmarks, user callables, manual entry."""

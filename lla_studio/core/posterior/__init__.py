@@ -1,0 +1,1 @@
+"""Posterior lab: 2-D models, Laplace, grid posteriors, Laplace mixtures, VI, divergences."""

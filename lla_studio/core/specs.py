@@ -1,0 +1,335 @@
+"""Frozen settings objects that a session holds: surrogate, acquisition, objective, loop, trials.
+
+Each has ``to_dict()`` and a ``*_from_dict(d, path)`` reader whose errors are
+:class:`~lla_studio.core.errors.SessionError` naming the JSON path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from lla_studio.core.errors import SessionError
+from lla_studio.core.schema import check_keys, expect_object, get
+
+__all__ = [
+    "ACQUISITIONS",
+    "AcquisitionSpec",
+    "LoopSettings",
+    "ObjectiveSpec",
+    "SurrogateSpec",
+    "TRIAL_STATUSES",
+    "Trial",
+]
+
+
+def _freeze(obj: Any) -> Any:
+    """Deep-freeze plain JSON (dict -> read-only mapping, list -> tuple)."""
+    if isinstance(obj, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in obj.items()})
+    if isinstance(obj, (list, tuple)):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def thaw(obj: Any) -> Any:
+    """Inverse of :func:`_freeze`: plain dicts and lists again, ready for ``json.dumps``."""
+    if isinstance(obj, Mapping):
+        return {k: thaw(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [thaw(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- surrogate
+SURROGATES = ("gp", "lla")
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """Which surrogate models the objective.
+
+    Args:
+        type: ``"gp"`` (exact GP with the session's kernel graph) or ``"lla"`` (linearized Laplace).
+        options: Type-specific settings (e.g. the network of an LLA), plain JSON.
+    """
+
+    type: str = "gp"
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.type not in SURROGATES:
+            raise SessionError(f"unknown surrogate {self.type!r} (use {', '.join(SURROGATES)})", "surrogate.type")
+        object.__setattr__(self, "options", _freeze(dict(self.options)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **thaw(self.options)}
+
+
+def surrogate_from_dict(d: Any, path: str = "surrogate") -> SurrogateSpec:
+    obj = expect_object(d, path)
+    kind = get(obj, "type", "str", path, "gp")
+    if kind not in SURROGATES:
+        raise SessionError(f"unknown surrogate {kind!r} (use {', '.join(SURROGATES)})", f"{path}.type")
+    return SurrogateSpec(kind, {k: v for k, v in obj.items() if k != "type"})
+
+
+# --------------------------------------------------------------------------- acquisition
+ACQUISITIONS = ("logei", "ei", "ucb", "pi", "thompson", "qlognei")
+
+
+@dataclass(frozen=True)
+class AcquisitionSpec:
+    """Acquisition function and how it is optimized.
+
+    Args:
+        type: One of :data:`ACQUISITIONS`; ``logei`` is the default, ``qlognei`` is used for q > 1.
+        beta: UCB exploration weight (``mean + sqrt(beta) * sd``).
+        num_restarts: ``optimize_acqf`` restarts.
+        raw_samples: ``optimize_acqf`` raw samples for the initial heuristic.
+        thompson_candidates: Size of the Sobol candidate set for Thompson sampling.
+        max_choice_combinations: Above this many combinations of choice values, the choices are
+            optimized by a relaxation (rounded afterwards) instead of enumeration.
+    """
+
+    type: str = "logei"
+    beta: float = 2.0
+    num_restarts: int = 10
+    raw_samples: int = 512
+    thompson_candidates: int = 2048
+    max_choice_combinations: int = 32
+
+    def __post_init__(self) -> None:
+        if self.type not in ACQUISITIONS:
+            raise SessionError(f"unknown acquisition {self.type!r} (use {', '.join(ACQUISITIONS)})", "acquisition.type")
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise SessionError(f"beta must be >= 0, got {self.beta}", "acquisition.beta")
+        for name in ("num_restarts", "raw_samples", "thompson_candidates", "max_choice_combinations"):
+            if getattr(self, name) < 1:
+                raise SessionError(f"must be >= 1, got {getattr(self, name)}", f"acquisition.{name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "beta": self.beta,
+            "num_restarts": self.num_restarts,
+            "raw_samples": self.raw_samples,
+            "thompson_candidates": self.thompson_candidates,
+            "max_choice_combinations": self.max_choice_combinations,
+        }
+
+
+def acquisition_from_dict(d: Any, path: str = "acquisition") -> AcquisitionSpec:
+    obj = expect_object(d, path)
+    check_keys(obj, {"type", "beta", "num_restarts", "raw_samples", "thompson_candidates", "max_choice_combinations"}, path)
+    kind = get(obj, "type", "str", path, "logei")
+    if kind not in ACQUISITIONS:
+        raise SessionError(f"unknown acquisition {kind!r} (use {', '.join(ACQUISITIONS)})", f"{path}.type")
+    values = {"type": kind, "beta": get(obj, "beta", "number", path, 2.0)}
+    for name, default in (("num_restarts", 10), ("raw_samples", 512), ("thompson_candidates", 2048), ("max_choice_combinations", 32)):
+        values[name] = get(obj, name, "int", path, default)
+    try:
+        return AcquisitionSpec(**values)
+    except SessionError as err:
+        raise SessionError(err.reason, f"{path}.{err.path.split('.', 1)[1]}") from None
+
+
+# --------------------------------------------------------------------------- objective
+OBJECTIVES = ("benchmark", "python", "manual")
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What is being optimized.
+
+    Args:
+        type: ``"benchmark"`` (a named test function), ``"python"`` (a user function given as
+            ``package.module:function`` or ``path/to/file.py:function``, called with a configuration
+            dict) or ``"manual"`` (values come from the user).
+        name: Benchmark name for ``benchmark`` (``forrester``, ``branin``, ``ackley``, ``hartmann6``).
+        target: The function reference for ``python``.
+        direction: ``"minimize"`` or ``"maximize"``.
+        timeout_s: Evaluations that take longer fail (``None``: no limit).
+        options: Type-specific options (e.g. ``{"noise_std": 0.1}``), plain JSON.
+    """
+
+    type: str = "manual"
+    name: str | None = None
+    target: str | None = None
+    direction: str = "minimize"
+    timeout_s: float | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.type not in OBJECTIVES:
+            raise SessionError(f"unknown objective type {self.type!r} (use {', '.join(OBJECTIVES)})", "objective.type")
+        if self.direction not in ("minimize", "maximize"):
+            raise SessionError(f"must be 'minimize' or 'maximize', got {self.direction!r}", "objective.direction")
+        if self.type == "benchmark" and not self.name:
+            raise SessionError("a benchmark objective needs a name", "objective.name")
+        if self.type == "python" and not self.target:
+            raise SessionError("a python objective needs a target like 'package.module:function'", "objective.target")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise SessionError(f"must be > 0, got {self.timeout_s}", "objective.timeout_s")
+        object.__setattr__(self, "options", _freeze(dict(self.options)))
+
+    @property
+    def sign(self) -> float:
+        """+1 for minimize, -1 for maximize: ``sign * value`` is always minimized."""
+        return 1.0 if self.direction == "minimize" else -1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type}
+        if self.name is not None:
+            d["name"] = self.name
+        if self.target is not None:
+            d["target"] = self.target
+        d["direction"] = self.direction
+        if self.timeout_s is not None:
+            d["timeout_s"] = self.timeout_s
+        if self.options:
+            d["options"] = thaw(self.options)
+        return d
+
+
+def objective_from_dict(d: Any, path: str = "objective") -> ObjectiveSpec:
+    obj = expect_object(d, path)
+    check_keys(obj, {"type", "name", "target", "direction", "timeout_s", "options"}, path)
+    kind = get(obj, "type", "str", path, "manual")
+    if kind not in OBJECTIVES:
+        raise SessionError(f"unknown objective type {kind!r} (use {', '.join(OBJECTIVES)})", f"{path}.type")
+    direction = get(obj, "direction", "str", path, "minimize")
+    try:
+        return ObjectiveSpec(
+            type=kind,
+            name=get(obj, "name", "str?", path, None),
+            target=get(obj, "target", "str?", path, None),
+            direction=direction,
+            timeout_s=get(obj, "timeout_s", "number?", path, None),
+            options=get(obj, "options", "object", path, {}),
+        )
+    except SessionError as err:
+        raise SessionError(err.reason, f"{path}.{err.path.split('.', 1)[1]}") from None
+
+
+# --------------------------------------------------------------------------- loop
+@dataclass(frozen=True)
+class LoopSettings:
+    """Budget and design of a study.
+
+    Args:
+        budget: Total number of evaluations (completed + failed).
+        initial_design: Number of Sobol configurations before the first model-based proposal.
+        batch_size: Proposals per iteration (q).
+        seed: Seed of everything random in the study.
+    """
+
+    budget: int = 30
+    initial_design: int = 8
+    batch_size: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise SessionError(f"must be >= 1, got {self.budget}", "loop.budget")
+        if self.initial_design < 1:
+            raise SessionError(f"must be >= 1, got {self.initial_design}", "loop.initial_design")
+        if self.batch_size < 1:
+            raise SessionError(f"must be >= 1, got {self.batch_size}", "loop.batch_size")
+        if self.budget < self.initial_design:
+            raise SessionError(
+                f"budget {self.budget} is smaller than the initial design {self.initial_design}", "loop.budget"
+            )
+        if self.seed < 0:
+            raise SessionError(f"must be >= 0, got {self.seed}", "loop.seed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget, "initial_design": self.initial_design, "batch_size": self.batch_size, "seed": self.seed}
+
+
+def loop_from_dict(d: Any, path: str = "loop") -> LoopSettings:
+    obj = expect_object(d, path)
+    check_keys(obj, {"budget", "initial_design", "batch_size", "seed"}, path)
+    values = {
+        "budget": get(obj, "budget", "int", path, 30),
+        "initial_design": get(obj, "initial_design", "int", path, 8),
+        "batch_size": get(obj, "batch_size", "int", path, 1),
+        "seed": get(obj, "seed", "int", path, 0),
+    }
+    try:
+        return LoopSettings(**values)
+    except SessionError as err:
+        raise SessionError(err.reason, f"{path}.{err.path.split('.', 1)[1]}") from None
+
+
+# --------------------------------------------------------------------------- trials
+TRIAL_STATUSES = ("proposed", "running", "completed", "failed", "rejected")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration and what became of it.
+
+    Args:
+        id: Sequential id, unique within a study.
+        config: The (validated) configuration.
+        status: One of :data:`TRIAL_STATUSES`.
+        value: The objective value (finite; only for completed trials).
+        message: Why it failed or was rejected.
+        source: ``"initial"`` (space-filling design), ``"model"`` (acquisition), ``"manual"`` (the user),
+            ``"fallback"`` (space-filling after a failed fit).
+        seconds: Wall-clock seconds of the evaluation.
+    """
+
+    id: int
+    config: Mapping[str, Any]
+    status: str = "proposed"
+    value: float | None = None
+    message: str | None = None
+    source: str = "initial"
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in TRIAL_STATUSES:
+            raise SessionError(f"unknown status {self.status!r} (use {', '.join(TRIAL_STATUSES)})", "status")
+        if self.status == "completed":
+            if self.value is None or not math.isfinite(self.value):
+                raise SessionError(f"a completed trial needs a finite value, got {self.value!r}", "value")
+        elif self.value is not None:
+            raise SessionError(f"only completed trials have a value, this one is {self.status}", "value")
+        if self.source not in ("initial", "model", "manual", "fallback"):
+            raise SessionError(f"unknown source {self.source!r}", "source")
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "status": self.status, "config": dict(self.config)}
+        if self.value is not None:
+            d["value"] = self.value
+        if self.message is not None:
+            d["message"] = self.message
+        d["source"] = self.source
+        if self.seconds is not None:
+            d["seconds"] = self.seconds
+        return d
+
+
+def trial_from_dict(d: Any, path: str) -> Trial:
+    obj = expect_object(d, path)
+    check_keys(obj, {"id", "status", "config", "value", "message", "source", "seconds"}, path)
+    try:
+        return Trial(
+            id=get(obj, "id", "int", path),
+            config=get(obj, "config", "object", path),
+            status=get(obj, "status", "str", path),
+            value=get(obj, "value", "number?", path, None),
+            message=get(obj, "message", "str?", path, None),
+            source=get(obj, "source", "str", path, "initial"),
+            seconds=get(obj, "seconds", "number?", path, None),
+        )
+    except SessionError as err:
+        if err.path.startswith(path):
+            raise
+        raise SessionError(err.reason, f"{path}.{err.path}") from None

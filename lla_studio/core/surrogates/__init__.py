@@ -1,0 +1,1 @@
+"""Surrogate models (exact GP, linearized Laplace); each is a botorch Model."""

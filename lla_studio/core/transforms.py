@@ -1,0 +1,484 @@
+"""Feature transforms: the chain that maps a configuration to the features a surrogate sees.
+
+The chain starts from one *feature per parameter*, named like the parameter: the value itself for
+real and integer parameters, the choice index (0, 1, ...) for choice parameters. Inactive parameters
+contribute their recorded inactive value, so every configuration has every feature. Each step
+consumes named features and produces new ones in their place; features a step does not name pass
+through unchanged. Every step declares its output names, so a kernel can be attached to them.
+
+Steps (JSON type tag ``"step"``):
+
+* ``log`` -- ``log_<f> = log(f)`` for each listed feature (all values must be > 0).
+* ``affine`` -- ``f <- scale * f + shift`` (optionally under a new name).
+* ``one_hot`` -- a choice feature ``f`` becomes ``f_<choice>`` indicator features.
+* ``group_ratio`` -- the "orthogonal group" trick of hands-on BO: positive features
+  ``f_1..f_k`` become ``<group>_logmean = mean_i log f_i`` and the log-ratios
+  ``<f_i>_ratio = log f_i - mean_j log f_j`` (``log_ratios=False``: the plain ratios
+  ``f_i / geomean``). The group's overall size and its shape are then separate inputs.
+* ``rename`` -- rename features.
+* ``drop`` -- remove features.
+
+:class:`FeatureMap` evaluates a chain on torch tensors of unit-cube encodings (differentiable), so
+the same code serves training data, plotting grids and acquisition optimization.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from lla_studio.core.errors import SessionError, TransformError
+from lla_studio.core.space import ChoiceParameter, IntegerParameter, RealParameter, SearchSpace
+
+__all__ = [
+    "AffineStep",
+    "DropStep",
+    "FeatureMap",
+    "GroupRatioStep",
+    "LogStep",
+    "OneHotStep",
+    "RenameStep",
+    "TransformChain",
+    "transform_chain_from_dict",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _check_feature_name(name: str, where: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise TransformError(
+            f"{where}: feature name {name!r} must start with a letter or '_' and hold only letters, digits, '_' or '.'"
+        )
+
+
+def sanitize(text: str) -> str:
+    """Turn any choice value into a feature-name fragment."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", str(text))
+    return out or "_"
+
+
+@dataclass(frozen=True)
+class _Feature:
+    """A feature during compilation: name, bounds and (for choice features) the choices."""
+
+    name: str
+    low: float
+    high: float
+    choices: tuple[Any, ...] | None = None
+
+
+# Each compiled op takes the dict of named tensors and returns the new dict (insertion-ordered).
+_Env = dict[str, torch.Tensor]
+
+
+def _replace(features: list[_Feature], consumed: Sequence[str], produced: list[_Feature]) -> list[_Feature]:
+    """Put ``produced`` where the first consumed feature was; drop the consumed ones."""
+    names = [f.name for f in features]
+    pos = min(names.index(c) for c in consumed) if consumed else len(features)
+    kept_before = [f for f in features[:pos] if f.name not in consumed]
+    kept_after = [f for f in features[pos:] if f.name not in consumed]
+    out = kept_before + produced + kept_after
+    seen: set[str] = set()
+    for f in out:
+        if f.name in seen:
+            raise TransformError(f"feature {f.name!r} is produced twice")
+        seen.add(f.name)
+    return out
+
+
+def _lookup(features: list[_Feature], name: str, step: str) -> _Feature:
+    for f in features:
+        if f.name == name:
+            return f
+    raise TransformError(f"{step}: unknown feature {name!r} (available: {', '.join(f.name for f in features)})")
+
+
+@dataclass(frozen=True)
+class LogStep:
+    """``log_<f> = log(f)``; with ``prefix=""`` the feature keeps its name."""
+
+    features: tuple[str, ...]
+    prefix: str = "log_"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        if not self.features:
+            raise TransformError("log step: needs at least one feature")
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        produced: list[_Feature] = []
+        for name in self.features:
+            f = _lookup(feats, name, where)
+            if f.low <= 0:
+                raise TransformError(f"{where}: log of feature {name!r} needs values > 0, its lower bound is {f.low:g}")
+            out = self.prefix + name
+            _check_feature_name(out, where)
+            produced.append(_Feature(out, math.log(f.low), math.log(f.high)))
+        new = _replace(feats, self.features, produced)
+
+        def op(env: _Env) -> _Env:
+            made = {self.prefix + n: torch.log(env[n]) for n in self.features}
+            return _rebuild(env, self.features, made, [f.name for f in new])
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"step": "log", "features": list(self.features)}
+        if self.prefix != "log_":
+            d["prefix"] = self.prefix
+        return d
+
+
+@dataclass(frozen=True)
+class AffineStep:
+    """``name = scale * feature + shift`` (``name`` defaults to ``feature``)."""
+
+    feature: str
+    scale: float = 1.0
+    shift: float = 0.0
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.scale) or self.scale == 0:
+            raise TransformError(f"affine step on {self.feature!r}: scale must be finite and non-zero, got {self.scale}")
+        if not math.isfinite(self.shift):
+            raise TransformError(f"affine step on {self.feature!r}: shift must be finite, got {self.shift}")
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        f = _lookup(feats, self.feature, where)
+        out = self.name or self.feature
+        _check_feature_name(out, where)
+        a, b = self.scale * f.low + self.shift, self.scale * f.high + self.shift
+        new = _replace(feats, [self.feature], [_Feature(out, min(a, b), max(a, b))])
+
+        def op(env: _Env) -> _Env:
+            made = {out: env[self.feature] * self.scale + self.shift}
+            return _rebuild(env, [self.feature], made, [f.name for f in new])
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"step": "affine", "feature": self.feature, "scale": self.scale, "shift": self.shift}
+        if self.name:
+            d["name"] = self.name
+        return d
+
+
+@dataclass(frozen=True)
+class OneHotStep:
+    """A choice feature ``f`` becomes indicators ``f_<choice>`` (one per choice)."""
+
+    feature: str
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        f = _lookup(feats, self.feature, where)
+        if f.choices is None:
+            raise TransformError(f"{where}: one-hot needs a choice feature, {self.feature!r} is numeric")
+        names = [f"{self.feature}_{sanitize(c)}" for c in f.choices]
+        if len(set(names)) != len(names):
+            names = [f"{self.feature}_{i}" for i in range(len(f.choices))]
+        for n in names:
+            _check_feature_name(n, where)
+        new = _replace(feats, [self.feature], [_Feature(n, 0.0, 1.0) for n in names])
+
+        def op(env: _Env) -> _Env:
+            idx = torch.round(env[self.feature])
+            made = {n: (idx == i).to(idx.dtype) for i, n in enumerate(names)}
+            return _rebuild(env, [self.feature], made, [f.name for f in new])
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "one_hot", "feature": self.feature}
+
+
+@dataclass(frozen=True)
+class GroupRatioStep:
+    """Orthogonal group: ``<group>_logmean`` plus per-feature (log-)ratios to the geometric mean."""
+
+    features: tuple[str, ...]
+    group: str
+    log_ratios: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        if len(self.features) < 2:
+            raise TransformError(f"group_ratio {self.group!r}: needs at least two features, got {list(self.features)}")
+        if len(set(self.features)) != len(self.features):
+            raise TransformError(f"group_ratio {self.group!r}: features repeat: {list(self.features)}")
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        src = [_lookup(feats, n, where) for n in self.features]
+        for f in src:
+            if f.low <= 0:
+                raise TransformError(
+                    f"{where}: group {self.group!r} needs positive features, {f.name!r} has lower bound {f.low:g}"
+                )
+        k = len(src)
+        logs = [(math.log(f.low), math.log(f.high)) for f in src]
+        mean_lo = sum(lo for lo, _ in logs) / k
+        mean_hi = sum(hi for _, hi in logs) / k
+        produced = [_Feature(f"{self.group}_logmean", mean_lo, mean_hi)]
+        for i, f in enumerate(src):
+            # log f_i - mean_j log f_j = (1 - 1/k) log f_i - (1/k) sum_{j != i} log f_j
+            lo = (1 - 1 / k) * logs[i][0] - sum(logs[j][1] for j in range(k) if j != i) / k
+            hi = (1 - 1 / k) * logs[i][1] - sum(logs[j][0] for j in range(k) if j != i) / k
+            if not self.log_ratios:
+                lo, hi = math.exp(lo), math.exp(hi)
+            produced.append(_Feature(f"{f.name}_ratio", lo, hi))
+        for p in produced:
+            _check_feature_name(p.name, where)
+        new = _replace(feats, self.features, produced)
+
+        def op(env: _Env) -> _Env:
+            logs_t = torch.stack([torch.log(env[n]) for n in self.features], dim=-1)
+            mean = logs_t.mean(dim=-1)
+            made = {f"{self.group}_logmean": mean}
+            for i, n in enumerate(self.features):
+                r = logs_t[..., i] - mean
+                made[f"{n}_ratio"] = r if self.log_ratios else torch.exp(r)
+            return _rebuild(env, self.features, made, [f.name for f in new])
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"step": "group_ratio", "group": self.group, "features": list(self.features)}
+        if not self.log_ratios:
+            d["log_ratios"] = False
+        return d
+
+
+@dataclass(frozen=True)
+class RenameStep:
+    """Rename features: ``mapping = {old: new}``."""
+
+    mapping: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        m = self.mapping.items() if isinstance(self.mapping, Mapping) else self.mapping
+        object.__setattr__(self, "mapping", tuple((str(a), str(b)) for a, b in m))
+        if not self.mapping:
+            raise TransformError("rename step: mapping is empty")
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        m = dict(self.mapping)
+        for old, new_name in m.items():
+            _lookup(feats, old, where)
+            _check_feature_name(new_name, where)
+        new = [_Feature(m.get(f.name, f.name), f.low, f.high, f.choices) for f in feats]
+        if len({f.name for f in new}) != len(new):
+            raise TransformError(f"{where}: rename makes two features share a name")
+
+        def op(env: _Env) -> _Env:
+            return {m.get(k, k): v for k, v in env.items()}
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "rename", "mapping": dict(self.mapping)}
+
+
+@dataclass(frozen=True)
+class DropStep:
+    """Remove features from the chain's output."""
+
+    features: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        for n in self.features:
+            _lookup(feats, n, where)
+        new = [f for f in feats if f.name not in self.features]
+        if not new:
+            raise TransformError(f"{where}: dropping {list(self.features)} leaves no features")
+
+        def op(env: _Env) -> _Env:
+            return {k: v for k, v in env.items() if k not in self.features}
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "drop", "features": list(self.features)}
+
+
+Step = Union[LogStep, AffineStep, OneHotStep, GroupRatioStep, RenameStep, DropStep]
+
+
+def _rebuild(env: _Env, consumed: Sequence[str], made: _Env, order: list[str]) -> _Env:
+    merged = {k: v for k, v in env.items() if k not in consumed}
+    merged.update(made)
+    return {name: merged[name] for name in order}
+
+
+@dataclass(frozen=True)
+class TransformChain:
+    """An ordered list of steps; ``TransformChain(())`` is the identity."""
+
+    steps: tuple[Step, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    def compile(self, space: SearchSpace) -> FeatureMap:
+        """Check the chain against ``space`` and return its :class:`FeatureMap`.
+
+        Raises:
+            TransformError: a step names an unknown feature, logs a non-positive one, ...; the message
+                names the step (``step 2 (log)``) and the feature.
+        """
+        return FeatureMap(space, self)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.steps]
+
+
+class FeatureMap:
+    """A transform chain compiled for one search space: unit-cube encodings -> named features.
+
+    Args:
+        space: The search space.
+        chain: The transform chain.
+    """
+
+    def __init__(self, space: SearchSpace, chain: TransformChain) -> None:
+        self.space = space
+        self.chain = chain
+        feats: list[_Feature] = []
+        for p in space.parameters:
+            if isinstance(p, ChoiceParameter):
+                feats.append(_Feature(p.name, 0.0, float(len(p.choices) - 1), tuple(p.choices)))
+            else:
+                feats.append(_Feature(p.name, float(p.low), float(p.high)))
+        for p in space.parameters:
+            _check_feature_name(p.name, f"parameter {p.name!r}")
+        ops = []
+        for i, step in enumerate(chain.steps):
+            tag = step.to_dict()["step"]
+            feats, op = step.compile(feats, f"transform step {i} ({tag})")
+            ops.append(op)
+        self._features = tuple(feats)
+        self._ops = tuple(ops)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self._features)
+
+    @property
+    def num_features(self) -> int:
+        return len(self._features)
+
+    def feature_bounds(self) -> np.ndarray:
+        """``2 x m`` array of lower and upper bounds of each feature (over the whole space)."""
+        return np.array([[f.low for f in self._features], [f.high for f in self._features]], dtype=np.float64)
+
+    def values_from_unit(self, U: torch.Tensor) -> _Env:
+        """Parameter values (relaxed: integers not rounded) from unit-cube encodings ``... x d``."""
+        env: _Env = {}
+        for j, p in enumerate(self.space.parameters):
+            u = U[..., j].clamp(0.0, 1.0)
+            if isinstance(p, (RealParameter, IntegerParameter)):
+                if p.log:
+                    lo, hi = math.log(p.low), math.log(p.high)
+                    env[p.name] = torch.exp(lo + u * (hi - lo))
+                else:
+                    env[p.name] = p.low + u * (p.high - p.low)
+            else:
+                env[p.name] = torch.round(u * (len(p.choices) - 1))
+        return env
+
+    def __call__(self, U: torch.Tensor) -> torch.Tensor:
+        """Features of unit-cube encodings.
+
+        Args:
+            U: A ``batch_shape x d`` tensor of unit-cube encodings.
+
+        Returns:
+            A ``batch_shape x m`` tensor of features, in :attr:`feature_names` order.
+        """
+        if U.shape[-1] != self.space.dim:
+            raise TransformError(f"expected encodings with {self.space.dim} columns, got {U.shape[-1]}")
+        env = self.values_from_unit(U)
+        for op in self._ops:
+            env = op(env)
+        return torch.stack([env[n] for n in self.feature_names], dim=-1)
+
+    def features_of(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """``n x m`` float64 features of configurations (each validated)."""
+        U = torch.as_tensor(self.space.encode_many(configs), dtype=torch.float64)
+        return self(U).detach().numpy()
+
+
+# ---------------------------------------------------------------------- reading from JSON
+def _step_from_dict(d: Any, path: str) -> Step:
+    from lla_studio.core.schema import check_keys, expect_object, get
+
+    obj = expect_object(d, path)
+    tag = get(obj, "step", "str", path)
+
+    def names(key: str) -> tuple[str, ...]:
+        items = get(obj, key, "list", path)
+        for i, n in enumerate(items):
+            if not isinstance(n, str):
+                raise SessionError(f"expected a feature name, got {n!r}", f"{path}.{key}[{i}]")
+        return tuple(items)
+
+    try:
+        if tag == "log":
+            check_keys(obj, {"step", "features", "prefix"}, path)
+            return LogStep(names("features"), get(obj, "prefix", "str", path, "log_"))
+        if tag == "affine":
+            check_keys(obj, {"step", "feature", "scale", "shift", "name"}, path)
+            return AffineStep(
+                get(obj, "feature", "str", path),
+                get(obj, "scale", "number", path, 1.0),
+                get(obj, "shift", "number", path, 0.0),
+                get(obj, "name", "str?", path, None),
+            )
+        if tag == "one_hot":
+            check_keys(obj, {"step", "feature"}, path)
+            return OneHotStep(get(obj, "feature", "str", path))
+        if tag == "group_ratio":
+            check_keys(obj, {"step", "features", "group", "log_ratios"}, path)
+            return GroupRatioStep(names("features"), get(obj, "group", "str", path), get(obj, "log_ratios", "bool", path, True))
+        if tag == "rename":
+            check_keys(obj, {"step", "mapping"}, path)
+            mapping = get(obj, "mapping", "object", path)
+            for k, v in mapping.items():
+                if not isinstance(v, str):
+                    raise SessionError(f"expected a feature name, got {v!r}", f"{path}.mapping.{k}")
+            return RenameStep(tuple(mapping.items()))
+        if tag == "drop":
+            check_keys(obj, {"step", "features"}, path)
+            return DropStep(names("features"))
+    except TransformError as err:
+        raise SessionError(str(err), path) from None
+    raise SessionError(
+        f"unknown transform step {tag!r} (use log, affine, one_hot, group_ratio, rename or drop)", f"{path}.step"
+    )
+
+
+def transform_chain_from_dict(d: Any, path: str = "transforms") -> TransformChain:
+    """Read a chain from a JSON list of steps."""
+    from lla_studio.core.schema import expect_list
+
+    items = expect_list(d, path)
+    return TransformChain(tuple(_step_from_dict(s, f"{path}[{i}]") for i, s in enumerate(items)))
+
+
+def compile_chain(space: SearchSpace, chain: TransformChain, path: str = "transforms") -> FeatureMap:
+    """Compile with errors re-raised as :class:`SessionError` pointing at the step's JSON path."""
+    try:
+        return chain.compile(space)
+    except TransformError as err:
+        m = re.match(r"transform step (\d+)", str(err))
+        raise SessionError(str(err), f"{path}[{m.group(1)}]" if m else path) from None
+

@@ -1,0 +1,1 @@
+"""The only bridge between core and GUI: QObject workers on QThreads, emitting frozen snapshots."""

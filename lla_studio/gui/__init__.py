@@ -1,0 +1,1 @@
+"""Widgets and pyqtgraph views. Receives numpy snapshots; never imports torch."""
