@@ -37,6 +37,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=10, help="number of configurations (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--method", choices=["sobol", "uniform"], default="sobol", help="sampling method (default sobol)")
+
+    p = sub.add_parser("run", help="run a study headless and write trials.csv, summary.json and session.json")
+    p.add_argument("session", type=Path, help="session JSON file (a DIR/session.json continues that run)")
+    p.add_argument("--budget", type=int, default=None, help="total evaluations (default: the session's)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the session's)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("cv", help="leave-one-out cross-validation of the surrogate on the session's trials")
+    p.add_argument("session", type=Path, help="session JSON file with completed trials")
+    p.add_argument("--kernel", action="append", default=[], metavar="TEXT",
+                   help="a kernel graph in text form to compare (repeatable); the session's kernel is always row 1")
+    p.add_argument("--refit", action="store_true", help="also refit hyperparameters for every fold (n fits)")
     return parser
 
 
@@ -75,7 +88,21 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample}
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lla_studio.core.runner import run_headless
+
+    return run_headless(args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet)
+
+
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from lla_studio.core.runner import cross_validate_kernels
+
+    table = cross_validate_kernels(args.session, args.kernel, refit=args.refit)
+    print(table)
+    return EXIT_OK
+
+
+_COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample, "run": _cmd_run, "cv": _cmd_cv}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

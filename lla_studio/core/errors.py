@@ -46,3 +46,7 @@ class StudyError(LLAStudioError, ValueError):
 
 class PosteriorError(LLAStudioError, ValueError):
     """A posterior-lab problem: bad box, bad expression, a Hessian that is not negative definite."""
+
+
+class Cancelled(LLAStudioError):
+    """A long computation (fit, acquisition optimization, VI) stopped because its cancel token fired."""

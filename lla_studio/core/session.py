@@ -33,7 +33,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from lla_studio.core.errors import SearchSpaceError, SessionError
+from lla_studio.core.errors import KernelGraphError, SearchSpaceError, SessionError
+from lla_studio.core.kernels import KernelGraph
 from lla_studio.core.schema import check_keys, expect_list, expect_object, get
 from lla_studio.core.space import SearchSpace, search_space_from_dict
 from lla_studio.core.specs import (
@@ -106,9 +107,12 @@ class Session:
             except SearchSpaceError as err:
                 raise SessionError(str(err), f"trials[{i}].config") from None
         if self.kernel is not None:
-            from lla_studio.core.kernels import validate_kernel_for_session
-
-            validate_kernel_for_session(self.kernel, self.feature_map.feature_names)
+            if not isinstance(self.kernel, KernelGraph):
+                raise SessionError(f"expected a KernelGraph, got {type(self.kernel).__name__}", "kernel")
+            try:
+                self.kernel.validate(self.feature_map.feature_names)
+            except KernelGraphError as err:
+                raise SessionError(_strip_path(str(err), "kernel"), _error_path(str(err), "kernel")) from None
 
     @cached_property
     def feature_map(self) -> FeatureMap:
@@ -132,6 +136,17 @@ class Session:
             f"{self.acquisition.type}, objective {what} ({obj.direction}), "
             f"budget {self.loop.budget}, {done} completed / {failed} failed trials"
         )
+
+
+def _error_path(message: str, default: str) -> str:
+    """The JSON path a kernel-graph message starts with (``kernel.children[0].nu: ...``)."""
+    head = message.split(":", 1)[0]
+    return head if head.startswith(default) and " " not in head else default
+
+
+def _strip_path(message: str, default: str) -> str:
+    head, _, rest = message.partition(":")
+    return rest.strip() if head.startswith(default) and " " not in head and rest else message
 
 
 # --------------------------------------------------------------------------- dict <-> Session
@@ -186,9 +201,10 @@ def session_from_dict(d: Any) -> Session:
     compile_chain(space, chain, "transforms")
     kernel = None
     if doc.get("kernel") is not None:
-        from lla_studio.core.kernels import kernel_from_session_dict
-
-        kernel = kernel_from_session_dict(doc["kernel"], "kernel")
+        try:
+            kernel = KernelGraph.from_dict(doc["kernel"], "kernel")
+        except KernelGraphError as err:
+            raise SessionError(_strip_path(str(err), "kernel"), _error_path(str(err), "kernel")) from None
     trials_raw = expect_list(doc.get("trials", []), "trials")
     trials = []
     for i, t in enumerate(trials_raw):

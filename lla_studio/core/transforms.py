@@ -393,7 +393,37 @@ class FeatureMap:
                     env[p.name] = p.low + u * (p.high - p.low)
             else:
                 env[p.name] = torch.round(u * (len(p.choices) - 1))
+        if self.space.is_conditional:
+            self._apply_placeholders(env)
         return env
+
+    def _apply_placeholders(self, env: _Env) -> None:
+        """Inactive parameters take their placeholder, so the features never depend on them."""
+        active: dict[str, torch.Tensor] = {}
+        order = self.space._order  # parents before children
+        for name in order:
+            p = self.space[name]
+            ref = env[name]
+            mask = torch.ones_like(ref, dtype=torch.bool)
+            for c in p.conditions:
+                parent = self.space[c.parent]
+                pv = env[c.parent]
+                if isinstance(parent, ChoiceParameter):
+                    targets = [float(parent.index(v)) for v in c.values]
+                else:
+                    pv = torch.round(pv)
+                    targets = [float(v) for v in c.values]
+                hit = torch.zeros_like(mask)
+                for t in targets:
+                    hit = hit | (pv == t)
+                mask = mask & active[c.parent] & hit
+            active[name] = mask
+            if p.conditions:
+                if isinstance(p, ChoiceParameter):
+                    placeholder = float(p.index(p.placeholder))
+                else:
+                    placeholder = float(p.placeholder)
+                env[name] = torch.where(mask, ref, torch.full_like(ref, placeholder))
 
     def __call__(self, U: torch.Tensor) -> torch.Tensor:
         """Features of unit-cube encodings.

@@ -116,3 +116,21 @@ def test_shipped_cnn_session_uses_orthogonal_groups():
         assert f"{group}_logmean" in names
     assert sum(n.startswith("weight_decay_") and n.endswith("_ratio") for n in names) == 5
     assert {"channels_conv1_ratio", "channels_conv2_ratio", "channels_conv3_ratio", "dense_units_ratio"} <= set(names)
+
+
+def test_inactive_parameters_do_not_move_the_features():
+    session = load_session(SESSIONS / "cnn_hyperparameters.json")
+    space, fmap = session.search_space, session.feature_map
+    adam = {**space.default_config(), "optimizer": "adam"}
+    U = torch.as_tensor(space.encode_many([adam, adam]), dtype=torch.float64)
+    # scramble the coordinates of the sgd-only parameters in the second row: features must not change
+    for name in ("nesterov", "max_momentum", "min_momentum_fraction"):
+        U[1, space.index(name)] = 0.123
+    F = fmap(U)
+    assert torch.equal(F[0], F[1])
+    # ...while under sgd they are live
+    sgd = {**space.default_config(), "optimizer": "sgd", "nesterov": True, "max_momentum": 0.9, "min_momentum_fraction": 0.5}
+    U = torch.as_tensor(space.encode_many([sgd, sgd]), dtype=torch.float64)
+    U[1, space.index("max_momentum")] = 0.123
+    F = fmap(U)
+    assert not torch.equal(F[0], F[1])

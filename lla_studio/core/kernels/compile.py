@@ -1,0 +1,174 @@
+"""Compile a :class:`~lla_studio.core.kernels.graph.KernelGraph` into a gpytorch kernel.
+
+========================  ===================================================================
+node                      gpytorch module
+========================  ===================================================================
+``rbf``                   ``RBFKernel``
+``matern`` (nu)           ``MaternKernel(nu=nu)``
+``rq``                    ``RQKernel`` (alpha prior registered as ``alpha_prior``)
+``periodic``              ``PeriodicKernel`` (period -> ``period_length``)
+``linear``                ``LinearKernel`` (variance)
+``scale``                 ``ScaleKernel`` (outputscale)
+``sum`` / ``product``     ``AdditiveKernel`` / ``ProductKernel`` of the children, in order
+========================  ===================================================================
+
+Leaves get ``active_dims`` = the columns of their features in ``feature_names`` (in the leaf's
+feature order) and, with ``ard``, ``ard_num_dims = len(features)``. A prior spec becomes a
+``GammaPrior`` / ``LogNormalPrior`` registered under ``<param>_prior`` (e.g. ``lengthscale_prior``);
+a fixed value is written through the parameter's constraint and its raw parameter gets
+``requires_grad=False``, so botorch's ``fit_gpytorch_mll`` leaves it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from gpytorch.kernels import (
+    AdditiveKernel,
+    Kernel,
+    LinearKernel,
+    MaternKernel,
+    PeriodicKernel,
+    ProductKernel,
+    RBFKernel,
+    RQKernel,
+    ScaleKernel,
+)
+from gpytorch.priors import GammaPrior, LogNormalPrior, Prior
+
+from lla_studio.core.errors import KernelGraphError
+from lla_studio.core.kernels.graph import KernelGraph
+from lla_studio.core.kernels.nodes import (
+    KernelNode,
+    LeafNode,
+    LinearNode,
+    MaternNode,
+    PeriodicNode,
+    ProductNode,
+    RBFNode,
+    RQNode,
+    ScaleNode,
+    SumNode,
+)
+from lla_studio.core.kernels.priors import Gamma, LogNormal, PriorSpec
+
+__all__ = ["compile_kernel", "to_gpytorch_prior"]
+
+# node hyperparameter name -> gpytorch attribute name
+_GPYTORCH_NAME = {
+    "lengthscale": "lengthscale",
+    "alpha": "alpha",
+    "period": "period_length",
+    "variance": "variance",
+    "outputscale": "outputscale",
+}
+
+
+def to_gpytorch_prior(prior: PriorSpec) -> Prior:
+    """The gpytorch prior a spec describes: ``GammaPrior(c, r)`` or ``LogNormalPrior(loc, scale)``."""
+    if isinstance(prior, Gamma):
+        return GammaPrior(prior.concentration, prior.rate)
+    if isinstance(prior, LogNormal):
+        return LogNormalPrior(prior.loc, prior.scale)
+    raise TypeError(f"not a prior spec: {prior!r}")
+
+
+def _alpha(module: RQKernel) -> torch.Tensor:
+    return module.alpha
+
+
+def _set_alpha(module: RQKernel, value: torch.Tensor) -> None:
+    module.alpha = value
+
+
+def _prior(node: KernelNode, param: str) -> Prior | None:
+    spec = getattr(node, f"{param}_prior")
+    return None if spec is None else to_gpytorch_prior(spec)
+
+
+def _leaf(node: LeafNode, columns: dict[str, int], batch_shape: torch.Size) -> Kernel:
+    dims = torch.tensor([columns[f] for f in node.features], dtype=torch.long)
+    kw: dict = {"active_dims": dims, "batch_shape": batch_shape}
+    if node.ard:  # not ard_num_dims=None: PeriodicKernel (gpytorch 1.15) fails on an explicit None
+        kw["ard_num_dims"] = len(dims)
+    if isinstance(node, LinearNode):
+        return LinearKernel(variance_prior=_prior(node, "variance"), **kw)
+    kw["lengthscale_prior"] = _prior(node, "lengthscale")
+    if isinstance(node, MaternNode):
+        return MaternKernel(nu=node.nu, **kw)
+    if isinstance(node, RBFNode):
+        return RBFKernel(**kw)
+    if isinstance(node, PeriodicNode):
+        return PeriodicKernel(period_length_prior=_prior(node, "period"), **kw)
+    if isinstance(node, RQNode):
+        kernel = RQKernel(**kw)
+        alpha_prior = _prior(node, "alpha")
+        if alpha_prior is not None:
+            kernel.register_prior("alpha_prior", alpha_prior, _alpha, _set_alpha)
+        return kernel
+    raise KernelGraphError(f"cannot compile a {node.KIND} leaf", node_id=node.id)  # pragma: no cover
+
+
+_Fixed = list[tuple[Kernel, str, float]]
+
+
+def _compile(node: KernelNode, columns: dict[str, int], batch_shape: torch.Size, fixed: _Fixed) -> Kernel:
+    """Build the module tree; fixed values are collected in ``fixed`` (set after any dtype cast)."""
+    if isinstance(node, LeafNode):
+        kernel = _leaf(node, columns, batch_shape)
+    elif isinstance(node, ScaleNode):
+        base = _compile(node.child, columns, batch_shape, fixed)
+        kernel = ScaleKernel(base, outputscale_prior=_prior(node, "outputscale"), batch_shape=batch_shape)
+    elif isinstance(node, SumNode):
+        kernel = AdditiveKernel(*(_compile(c, columns, batch_shape, fixed) for c in node.children))
+    elif isinstance(node, ProductNode):
+        kernel = ProductKernel(*(_compile(c, columns, batch_shape, fixed) for c in node.children))
+    else:  # pragma: no cover - every node kind is handled above
+        raise KernelGraphError(f"cannot compile a {node.KIND} node", node_id=node.id)
+    for param in node.PARAMS:
+        value = getattr(node, param)
+        if value is not None:
+            fixed.append((kernel, _GPYTORCH_NAME[param], value))
+    return kernel
+
+
+def compile_kernel(
+    graph: KernelGraph | KernelNode,
+    feature_names: Sequence[str],
+    *,
+    batch_shape: torch.Size = torch.Size(),
+    dtype: torch.dtype | None = None,
+) -> Kernel:
+    """Build the gpytorch kernel a graph describes.
+
+    Args:
+        graph: The kernel graph (a bare node is wrapped in a :class:`KernelGraph`).
+        feature_names: Names of the model's input features in column order; inputs to the
+            compiled kernel are ``batch x n x len(feature_names)`` tensors.
+        batch_shape: gpytorch batch shape of every hyperparameter (e.g. one per output).
+        dtype: If given, the kernel (parameters and prior buffers) is cast to it before fixed
+            values are written. Pass ``torch.float64`` for a float64 model: casting a float32
+            kernel later keeps fixed values rounded to float32.
+
+    Returns:
+        A fresh ``gpytorch.kernels.Kernel`` (nothing shared between calls).
+
+    Raises:
+        KernelGraphError: The graph uses a feature missing from ``feature_names`` (see
+            :meth:`KernelGraph.validate`).
+    """
+    if not isinstance(graph, KernelGraph):
+        graph = KernelGraph(graph)
+    graph.validate(feature_names)
+    columns = {name: i for i, name in enumerate(feature_names)}
+    fixed: _Fixed = []
+    kernel = _compile(graph.root, columns, torch.Size(batch_shape), fixed)
+    if dtype is not None:
+        kernel = kernel.to(dtype=dtype)
+    for module, name, value in fixed:  # after the cast, so 0.1 is not rounded to float32 first
+        raw = getattr(module, f"raw_{name}")
+        # A tensor in the raw dtype: some setters (LinearKernel) round a Python float via float32.
+        setattr(module, name, torch.as_tensor(value, dtype=raw.dtype, device=raw.device))
+        raw.requires_grad_(False)
+    return kernel

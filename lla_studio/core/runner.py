@@ -1,0 +1,213 @@
+"""Headless runs (``lla-studio run``) and kernel comparison by LOO-CV (``lla-studio cv``).
+
+``run_headless`` writes into ``--out``:
+
+* ``trials.csv`` -- ``trial,status,<parameters...>,value`` (empty cells for inactive parameters and
+  missing values);
+* ``summary.json`` -- ``best_value``, ``best_config``, ``n_completed``, ``n_failed``, ``seconds``;
+* ``session.json`` -- the full session with its trials, saved atomically after every trial, so an
+  interrupted run loses nothing and ``lla-studio run DIR/session.json --out DIR`` continues it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from lla_studio.core.errors import SessionError, StudyError
+from lla_studio.core.session import Session, load_session, save_session, write_text_atomic
+
+__all__ = ["cross_validate_kernels", "run_headless", "trials_csv"]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def trials_csv(session: Session) -> str:
+    """CSV text of a session's trials: ``trial,status,<parameters...>,value``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    names = list(session.search_space.names)
+    writer.writerow(["trial", "status", *names, "value"])
+    for t in session.trials:
+        writer.writerow([t.id, t.status, *(_cell(t.config.get(n)) for n in names), _cell(t.value)])
+    return buf.getvalue()
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; one line per trial otherwise."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = enabled and stream.isatty()
+        self.status = "starting"
+        self.done = 0
+        self.best = float("nan")
+
+    def update(self, done: int | None = None, best: float | None = None, status: str | None = None, line: str | None = None) -> None:
+        if not self.enabled:
+            return
+        if done is not None:
+            self.done = done
+        if best is not None:
+            self.best = best
+        if status is not None:
+            self.status = status
+        width = 30
+        filled = int(width * min(self.done, self.total) / max(self.total, 1))
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} best {self.best:.6g} | {self.status}"
+        if self.tty:
+            self.stream.write("\r\033[K" + bar)
+            self.stream.flush()
+        elif line is not None:
+            self.stream.write(f"{bar} | {line}\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_headless(
+    session_path: Path,
+    out_dir: Path,
+    budget: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    stream: TextIO | None = None,
+) -> int:
+    """Run a session's study to its budget; see the module docstring for the files written."""
+    from lla_studio.core.study import (
+        AcquisitionOptimized,
+        Study,
+        StudyFinished,
+        SurrogateFitFailed,
+        SurrogateFitted,
+        TrialCompleted,
+        TrialFailed,
+        TrialProposed,
+    )
+
+    stream = stream if stream is not None else sys.stderr
+    session = load_session(session_path)
+    loop = session.loop
+    try:
+        if budget is not None or seed is not None:
+            loop = replace(loop, budget=loop.budget if budget is None else budget, seed=loop.seed if seed is None else seed)
+    except SessionError as err:
+        raise SessionError(f"{err.reason} (from --budget/--seed)", err.path) from None
+    session = replace(session, loop=loop)
+    if session.objective.type == "manual":
+        raise StudyError("this session's objective is manual: values come from the user, so it cannot run headless")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = Study(session, base_dir=Path(session_path).resolve().parent)
+    bar = _Progress(loop.budget, stream, progress)
+    start = time.perf_counter()
+    bar.update(done=study.n_evaluated(), best=study.best_value(), status="initial design", line="start")
+    finished: StudyFinished | None = None
+    try:
+        for event in study.run():
+            if isinstance(event, SurrogateFitted):
+                bar.update(status=f"fitted {event.kind} on {event.n_train} points in {event.seconds:.2f} s")
+            elif isinstance(event, SurrogateFitFailed):
+                bar.update(status="fit failed; space-filling proposal", line=f"surrogate fit failed: {event.reason}")
+            elif isinstance(event, AcquisitionOptimized):
+                bar.update(status=f"{event.kind} optimized in {event.seconds:.2f} s")
+            elif isinstance(event, TrialProposed):
+                bar.update(status=f"evaluating trial {event.trial.id}")
+            elif isinstance(event, (TrialCompleted, TrialFailed)):
+                save_session(study.session, out_dir / "session.json")
+                t = event.trial
+                what = f"trial {t.id} = {t.value:.6g}" if t.status == "completed" else f"trial {t.id} failed: {t.message}"
+                bar.update(done=study.n_evaluated(), best=study.best_value(), line=what)
+            elif isinstance(event, StudyFinished):
+                finished = event
+    finally:
+        bar.close()
+        final = study.session
+        save_session(final, out_dir / "session.json")
+        write_text_atomic(out_dir / "trials.csv", trials_csv(final))
+        best = study.best()
+        summary = {
+            "best_value": None if best is None else best.value,
+            "best_config": None if best is None else dict(best.config),
+            "n_completed": len(study.completed()),
+            "n_failed": sum(1 for t in final.trials if t.status == "failed"),
+            "seconds": time.perf_counter() - start,
+            "budget": loop.budget,
+            "seed": loop.seed,
+        }
+        if study.objective.benchmark is not None and best is not None:
+            summary["regret"] = study.objective.benchmark.regret(float(best.value))  # type: ignore[arg-type]
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if progress and finished is not None:
+        stream.write(
+            f"done ({finished.reason}): {summary['n_completed']} completed, {summary['n_failed']} failed, "
+            f"best {summary['best_value']} in {summary['seconds']:.1f} s -> {out_dir}\n"
+        )
+    return 0
+
+
+def cross_validate_kernels(session_path: Path, kernel_texts: Sequence[str], refit: bool = False) -> str:
+    """LOO-CV table of the session's kernel and each kernel given in text form."""
+    import torch
+
+    from lla_studio.core.diagnostics import loo_closed_form, loo_refit
+    from lla_studio.core.errors import KernelGraphError
+    from lla_studio.core.kernels import default_kernel, format_kernel, parse_kernel
+    from lla_studio.core.study import Study
+    from lla_studio.core.surrogates.gp import fit_gp
+
+    session = load_session(session_path)
+    names = session.feature_map.feature_names
+    graphs = [("session", session.kernel if session.kernel is not None else default_kernel(names))]
+    for i, text in enumerate(kernel_texts):
+        try:
+            g = parse_kernel(text)
+            g.validate(names)
+        except KernelGraphError as err:
+            raise KernelGraphError(f"--kernel #{i + 1}: {err}") from None
+        graphs.append((f"--kernel #{i + 1}", g))
+    study = Study(replace(session, objective=replace(session.objective, type="manual", name=None, target=None)))
+    U, Y = study.training_data()
+    if U.shape[0] < 3:
+        raise StudyError(f"cross-validation needs at least 3 completed trials, the session has {U.shape[0]}")
+    rows = []
+    for label, graph in graphs:
+        torch.manual_seed(session.loop.seed)
+        fit = fit_gp(U, Y, session.feature_map, graph)
+        res = loo_closed_form(fit.model)
+        row = [label, f"{res.mlpd:.4f}", f"{res.rmse:.4g}", f"{res.coverage95:.2f}", f"{fit.mll * U.shape[0]:.3f}"]
+        if refit:
+            r2 = loo_refit(lambda u, y: fit_gp(u, y, session.feature_map, graph).model, U, Y)
+            row += [f"{r2.mlpd:.4f}", f"{r2.rmse:.4g}", f"{r2.coverage95:.2f}"]
+        rows.append((row, format_kernel(graph)))
+    header = ["kernel", "LOO MLPD", "LOO RMSE", "95% cover", "log ML"]
+    if refit:
+        header += ["refit MLPD", "refit RMSE", "refit cover"]
+    widths = [max(len(header[j]), *(len(r[0][j]) for r in rows)) for j in range(len(header))]
+    lines = [f"{U.shape[0]} completed trials, {len(names)} features; higher MLPD is better"]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row, _ in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    lines.append("")
+    for (row, text) in rows:
+        lines.append(f"{row[0]}: {text}")
+    return "\n".join(lines)

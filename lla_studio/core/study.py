@@ -1,0 +1,434 @@
+"""The ask/tell study loop, as a generator of frozen events.
+
+:class:`Study` owns the trials of one session. ``ask`` proposes configurations (a Sobol initial design,
+then model-based proposals), ``tell`` records a measured value, ``tell_failed`` a failure, ``reject``
+drops a proposal, and ``add`` records a value for any configuration the user chose (human in the
+loop). :meth:`Study.run` strings these together until the budget is spent, yielding events the CLI
+prints, tests inspect and the GUI worker forwards as snapshots. It checks a cancel token between
+steps and inside fits and acquisition optimization, so a cancel is honoured within about a second
+(an objective evaluation in progress is waited for, or killed after its ``timeout_s``).
+
+Reproducibility: every random choice is seeded from ``loop.seed`` and the number of trials so far, so
+the same session and seed give identical trials.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, StudyError, SurrogateFitError
+from lla_studio.core.objectives import Objective, make_objective
+from lla_studio.core.session import Session
+from lla_studio.core.specs import Trial
+
+__all__ = [
+    "AcquisitionOptimized",
+    "CancelToken",
+    "Event",
+    "Study",
+    "StudyFinished",
+    "SurrogateFitFailed",
+    "SurrogateFitted",
+    "TrialCompleted",
+    "TrialFailed",
+    "TrialProposed",
+]
+
+
+class CancelToken:
+    """Thread-safe cancel flag; call it to ask whether cancellation was requested."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+# --------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    """Base of all study events."""
+
+
+@dataclass(frozen=True)
+class TrialProposed(Event):
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class TrialCompleted(Event):
+    trial: Trial
+    best_value: float
+
+
+@dataclass(frozen=True)
+class TrialFailed(Event):
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class SurrogateFitted(Event):
+    """A surrogate was fitted on ``n_train`` completed trials.
+
+    Attributes:
+        iteration: Number of trials when the fit started.
+        kind: ``"gp"`` or ``"lla"``.
+        n_train: Training points.
+        hyperparameters: Named hyperparameter values.
+        mll: Marginal log likelihood (per point for GPs; the Laplace evidence for LLA).
+        seconds: Fit time.
+        model: The fitted BoTorch model (read-only by convention; the engine samples it).
+        warnings: Notes of the fit (e.g. a hyperparameter at its bound).
+    """
+
+    iteration: int
+    kind: str
+    n_train: int
+    hyperparameters: Mapping[str, Sequence[float]]
+    mll: float
+    seconds: float
+    model: Any = field(default=None, repr=False, compare=False)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SurrogateFitFailed(Event):
+    iteration: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class AcquisitionOptimized(Event):
+    iteration: int
+    kind: str
+    candidates: np.ndarray = field(compare=False)
+    value: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StudyFinished(Event):
+    """The loop stopped.
+
+    Attributes:
+        reason: ``"budget"`` (spent), ``"cancelled"``, or ``"waiting"`` (a manual objective waits for
+            the user's values of the proposed trials).
+        best: The best completed trial, if any.
+        n_completed: Completed trials.
+        n_failed: Failed trials.
+    """
+
+    reason: str
+    best: Trial | None
+    n_completed: int
+    n_failed: int
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- the study
+class Study:
+    """Trials of one session and the loop that adds to them.
+
+    Args:
+        session: The session (its trials are the starting point).
+        objective: The objective to call (default: built from the session; manual sessions have none
+            to call and wait for :meth:`tell`).
+        base_dir: Folder of the session file, for relative user-objective paths.
+    """
+
+    def __init__(self, session: Session, objective: Objective | None = None, base_dir: str | Path | None = None) -> None:
+        self._session = session
+        self.space = session.search_space
+        self.feature_map = session.feature_map
+        self.objective = objective if objective is not None else make_objective(session.objective, base_dir)
+        self._trials: list[Trial] = list(session.trials)
+        self._warm_state: dict[str, torch.Tensor] | None = None
+        self._lla_previous: Any = None
+        self.last_fit: SurrogateFitted | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def session(self) -> Session:
+        """The session with the current trials."""
+        return self._session.with_trials(tuple(self._trials))
+
+    @property
+    def trials(self) -> tuple[Trial, ...]:
+        return tuple(self._trials)
+
+    @property
+    def minimize(self) -> bool:
+        return self._session.objective.direction == "minimize"
+
+    @property
+    def budget(self) -> int:
+        return self._session.loop.budget
+
+    def completed(self) -> list[Trial]:
+        return [t for t in self._trials if t.status == "completed"]
+
+    def pending(self) -> list[Trial]:
+        return [t for t in self._trials if t.status in ("proposed", "running")]
+
+    def n_evaluated(self) -> int:
+        """Completed plus failed trials: what counts against the budget."""
+        return sum(1 for t in self._trials if t.status in ("completed", "failed"))
+
+    def best(self) -> Trial | None:
+        done = self.completed()
+        if not done:
+            return None
+        key = (lambda t: t.value) if self.minimize else (lambda t: -t.value)  # type: ignore[operator]
+        return min(done, key=key)
+
+    def best_value(self) -> float:
+        b = self.best()
+        return float("nan") if b is None else float(b.value)  # type: ignore[arg-type]
+
+    def trial(self, trial_id: int) -> Trial:
+        for t in self._trials:
+            if t.id == trial_id:
+                return t
+        raise StudyError(f"no trial with id {trial_id}")
+
+    def _next_id(self) -> int:
+        return max((t.id for t in self._trials), default=-1) + 1
+
+    def _replace_trial(self, new: Trial) -> Trial:
+        for i, t in enumerate(self._trials):
+            if t.id == new.id:
+                self._trials[i] = new
+                return new
+        raise StudyError(f"no trial with id {new.id}")
+
+    def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n x d`` encodings and ``n x 1`` values of the completed trials (float64)."""
+        done = self.completed()
+        U = torch.as_tensor(self.space.encode_many([t.config for t in done]), dtype=torch.float64)
+        Y = torch.tensor([[float(t.value)] for t in done], dtype=torch.float64).reshape(-1, 1)  # type: ignore[arg-type]
+        return U, Y
+
+    # ------------------------------------------------------------------ tell / reject / add
+    def tell(self, trial_id: int, value: float, seconds: float | None = None) -> Trial:
+        """Record the measured value of a proposed or running trial.
+
+        Raises:
+            StudyError: unknown id, a trial that is not pending, or a non-finite value.
+        """
+        t = self.trial(trial_id)
+        if t.status not in ("proposed", "running"):
+            raise StudyError(f"trial {trial_id} is {t.status}; only proposed or running trials take a value")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise StudyError(f"trial {trial_id}: value {value!r} is not a number") from None
+        if not math.isfinite(v):
+            raise StudyError(f"trial {trial_id}: value {v} is not finite; use tell_failed for a failed evaluation")
+        return self._replace_trial(replace(t, status="completed", value=v, seconds=seconds, message=None))
+
+    def tell_failed(self, trial_id: int, message: str, seconds: float | None = None) -> Trial:
+        t = self.trial(trial_id)
+        if t.status not in ("proposed", "running"):
+            raise StudyError(f"trial {trial_id} is {t.status}; only proposed or running trials can fail")
+        return self._replace_trial(replace(t, status="failed", message=str(message), seconds=seconds))
+
+    def reject(self, trial_id: int, reason: str = "rejected by the user") -> Trial:
+        """Drop a proposal (it does not count against the budget)."""
+        t = self.trial(trial_id)
+        if t.status not in ("proposed", "running"):
+            raise StudyError(f"trial {trial_id} is {t.status}; only proposed or running trials can be rejected")
+        return self._replace_trial(replace(t, status="rejected", message=reason))
+
+    def add(self, config: Mapping[str, Any], value: float | None = None) -> Trial:
+        """Record a configuration the user chose, with its value (or as a pending proposal).
+
+        Raises:
+            StudyError: the configuration is invalid for the search space (the message lists the
+                bad fields), or the value is not finite.
+        """
+        try:
+            cfg = self.space.validate(config)
+        except SearchSpaceError as err:
+            raise StudyError(f"cannot add trial: {err}") from None
+        trial = Trial(self._next_id(), cfg, "proposed", source="manual")
+        self._trials.append(trial)
+        if value is not None:
+            try:
+                return self.tell(trial.id, value)
+            except StudyError:
+                self._trials.pop()
+                raise
+        return trial
+
+    # ------------------------------------------------------------------ ask
+    def _seed(self, salt: int = 0) -> int:
+        return (self._session.loop.seed * 1_000_003 + len(self._trials) * 7919 + salt) % (2**31 - 1)
+
+    def _initial_configs(self, count: int) -> list[dict[str, Any]]:
+        n_initial = sum(1 for t in self._trials if t.source in ("initial", "fallback"))
+        total = n_initial + count
+        pool = self.space.sample(total, seed=self._session.loop.seed)
+        return pool[n_initial:total]
+
+    def ask(self, q: int | None = None, cancel: Callable[[], bool] | None = None) -> list[Event]:
+        """Propose the next ``q`` configurations (default: the loop's batch size).
+
+        Returns the events of the proposal (fit, acquisition, proposed trials); the new trials are
+        in state ``proposed``.
+        """
+        return list(self._ask_events(q, cancel))
+
+    def _ask_events(self, q: int | None, cancel: Callable[[], bool] | None) -> Iterator[Event]:
+        loop = self._session.loop
+        q = loop.batch_size if q is None else int(q)
+        if q < 1:
+            raise StudyError(f"q must be >= 1, got {q}")
+        n_initial = sum(1 for t in self._trials if t.source == "initial" and t.status != "rejected")
+        done = self.completed()
+        if n_initial < loop.initial_design or len(done) < 2:
+            count = min(q, max(1, loop.initial_design - n_initial)) if n_initial < loop.initial_design else q
+            for config in self._initial_configs(count):
+                yield self._new_trial(config, "initial")
+            return
+        iteration = len(self._trials)
+        try:
+            fitted = self._fit(iteration, cancel)
+        except SurrogateFitError as err:
+            yield SurrogateFitFailed(iteration, str(err))
+            for config in self._initial_configs(q):
+                yield self._new_trial(config, "fallback")
+            return
+        yield fitted
+        from lla_studio.core.acquisition import propose
+
+        U, Y = self.training_data()
+        proposal = propose(
+            fitted.model, self._session.acquisition, self.space, U, Y, self.minimize, q=q,
+            seed=self._seed(1), cancel=cancel,
+        )
+        yield AcquisitionOptimized(iteration, proposal.kind, proposal.candidates, proposal.value, proposal.seconds)
+        for row in proposal.candidates:
+            yield self._new_trial(self.space.decode(row), "model")
+
+    def _new_trial(self, config: Mapping[str, Any], source: str) -> TrialProposed:
+        trial = Trial(self._next_id(), dict(config), "proposed", source=source)
+        self._trials.append(trial)
+        return TrialProposed(trial)
+
+    def fit_surrogate(self, cancel: Callable[[], bool] | None = None) -> SurrogateFitted:
+        """Fit the session's surrogate to the completed trials (without proposing)."""
+        return self._fit(len(self._trials), cancel)
+
+    def _fit(self, iteration: int, cancel: Callable[[], bool] | None) -> SurrogateFitted:
+        U, Y = self.training_data()
+        if U.shape[0] == 0:
+            raise SurrogateFitError("no completed trials to fit a surrogate to")
+        kind = self._session.surrogate.type
+        if kind == "lla":
+            from lla_studio.core.surrogates.lla_fit import fit_lla_for_study
+
+            event_kwargs = fit_lla_for_study(self, U, Y, cancel)
+            event = SurrogateFitted(iteration=iteration, kind="lla", n_train=U.shape[0], **event_kwargs)
+        else:
+            from lla_studio.core.surrogates.gp import fit_gp
+
+            with torch.random.fork_rng():
+                torch.manual_seed(self._seed(2))
+                fit = fit_gp(U, Y, self.feature_map, self._session.kernel, cancel=cancel, warm_start=self._warm_state)
+            self._warm_state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
+            event = SurrogateFitted(
+                iteration=iteration, kind="gp", n_train=U.shape[0], hyperparameters=fit.hyperparameters,
+                mll=fit.mll, seconds=fit.seconds, model=fit.model,
+            )
+        self.last_fit = event
+        return event
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, trial_id: int) -> Event:
+        """Call the objective on a pending trial; returns TrialCompleted or TrialFailed."""
+        t = self.trial(trial_id)
+        start = time.perf_counter()
+        try:
+            value = self.objective(t.config)
+        except ObjectiveError as err:
+            return TrialFailed(self.tell_failed(trial_id, str(err), seconds=time.perf_counter() - start))
+        done = self.tell(trial_id, value, seconds=time.perf_counter() - start)
+        return TrialCompleted(done, self.best_value())
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        cancel: Callable[[], bool] | None = None,
+        budget: int | None = None,
+        max_iterations: int | None = None,
+    ) -> Iterator[Event]:
+        """Run until the budget is spent, yielding events.
+
+        Args:
+            cancel: Polled between steps and inside fits/optimization; True stops the loop with
+                ``StudyFinished(reason="cancelled")``.
+            budget: Override the session's budget (completed + failed evaluations).
+            max_iterations: Stop after this many ask/evaluate rounds (e.g. 1 for the GUI's Step).
+        """
+        budget = self.budget if budget is None else int(budget)
+        if budget < 1:
+            raise StudyError(f"budget must be >= 1, got {budget}")
+        is_cancelled = cancel if cancel is not None else (lambda: False)
+        rounds = 0
+        try:
+            while self.n_evaluated() < budget:
+                if is_cancelled():
+                    raise _Cancelled
+                if max_iterations is not None and rounds >= max_iterations:
+                    break
+                pending = self.pending()
+                if not pending:
+                    room = budget - self.n_evaluated()
+                    q = min(self._session.loop.batch_size, room)
+                    try:
+                        for event in self._ask_events(q, is_cancelled):
+                            yield event
+                    except Cancelled:
+                        raise _Cancelled from None
+                    pending = self.pending()
+                if self.objective.is_manual:
+                    yield StudyFinished("waiting", self.best(), len(self.completed()), self._n_failed())
+                    return
+                for t in pending:
+                    if self.n_evaluated() >= budget:
+                        break
+                    if is_cancelled():
+                        raise _Cancelled
+                    yield self.evaluate(t.id)
+                rounds += 1
+        except _Cancelled:
+            yield StudyFinished("cancelled", self.best(), len(self.completed()), self._n_failed())
+            return
+        reason = "budget" if self.n_evaluated() >= budget else "paused"
+        yield StudyFinished(reason, self.best(), len(self.completed()), self._n_failed())
+
+    def _n_failed(self) -> int:
+        return sum(1 for t in self._trials if t.status == "failed")

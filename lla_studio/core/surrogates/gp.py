@@ -1,0 +1,181 @@
+"""Exact GP surrogate: BoTorch's ``SingleTaskGP`` with the session's kernel graph over named features.
+
+The model's inputs are unit-cube encodings of configurations (``n x d``). Two input transforms turn
+them into what the kernel sees: :class:`FeatureInputTransform` (the session's transform chain,
+differentiable) and BoTorch's ``Normalize`` of the features to the unit cube by their known bounds.
+Outcomes are standardized by ``Standardize``. Hyperparameters are fitted by maximizing the marginal
+likelihood with ``botorch.fit.fit_gpytorch_mll``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.exceptions.errors import ModelFittingError
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from botorch.models.transforms.input import ChainedInputTransform, InputTransform, Normalize
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.errors import NanError, NotPSDError
+
+from lla_studio.core.errors import Cancelled, SurrogateFitError
+from lla_studio.core.kernels import KernelGraph, compile_kernel, default_kernel
+from lla_studio.core.transforms import FeatureMap
+
+__all__ = ["FeatureInputTransform", "FitCancelled", "GPFit", "fit_gp", "gp_hyperparameters"]
+
+
+class FitCancelled(Cancelled):
+    """Raised inside a fit when the cancel token fires."""
+
+
+class FeatureInputTransform(InputTransform):
+    """Unit-cube encodings ``... x d`` -> named features ``... x m`` (the session's transform chain)."""
+
+    def __init__(self, feature_map: FeatureMap) -> None:
+        super().__init__()
+        self.feature_map = feature_map
+        self.transform_on_train = True
+        self.transform_on_eval = True
+        self.transform_on_fantasize = True
+
+    def transform(self, X: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(X)
+
+    def equals(self, other: InputTransform) -> bool:
+        return isinstance(other, FeatureInputTransform) and other.feature_map is self.feature_map
+
+
+@dataclass(frozen=True)
+class GPFit:
+    """A fitted GP and what the fit found.
+
+    Attributes:
+        model: The fitted ``SingleTaskGP`` (eval mode).
+        hyperparameters: Named hyperparameter values (lengthscales per leaf, output scales, noise).
+        mll: Final marginal log likelihood per data point (BoTorch's normalization).
+        seconds: Wall-clock seconds of the fit.
+    """
+
+    model: SingleTaskGP
+    hyperparameters: dict[str, list[float]] = field(default_factory=dict)
+    mll: float = float("nan")
+    seconds: float = 0.0
+
+
+def build_gp(
+    train_U: torch.Tensor,
+    train_Y: torch.Tensor,
+    feature_map: FeatureMap,
+    kernel: KernelGraph | None = None,
+) -> SingleTaskGP:
+    """Build (not fit) the GP.
+
+    Args:
+        train_U: ``n x d`` unit-cube encodings (float64).
+        train_Y: ``n x 1`` observed values.
+        feature_map: The session's compiled transform chain.
+        kernel: The kernel graph (``None``: :func:`default_kernel` over all features).
+    """
+    names = feature_map.feature_names
+    graph = kernel if kernel is not None else default_kernel(names)
+    covar = compile_kernel(graph, names, dtype=train_U.dtype)
+    bounds = torch.as_tensor(feature_map.feature_bounds(), dtype=train_U.dtype)
+    transform = ChainedInputTransform(
+        features=FeatureInputTransform(feature_map),
+        normalize=Normalize(d=len(names), bounds=bounds),
+    )
+    return SingleTaskGP(
+        train_X=train_U,
+        train_Y=train_Y,
+        covar_module=covar,
+        input_transform=transform,
+        outcome_transform=Standardize(m=1),
+    )
+
+
+def gp_hyperparameters(model: torch.nn.Module) -> dict[str, list[float]]:
+    """Constrained hyperparameter values by name (``covar_module.base_kernel.lengthscale`` ...)."""
+    out: dict[str, list[float]] = {}
+    for name, param, constraint in model.named_parameters_and_constraints():
+        if name.startswith("input_transform") or name.startswith("outcome_transform"):
+            continue
+        value = constraint.transform(param) if constraint is not None else param
+        key = name.replace("raw_", "")
+        out[key] = value.detach().reshape(-1).cpu().tolist()
+    return out
+
+
+def fit_gp(
+    train_U: torch.Tensor,
+    train_Y: torch.Tensor,
+    feature_map: FeatureMap,
+    kernel: KernelGraph | None = None,
+    cancel: Callable[[], bool] | None = None,
+    warm_start: dict[str, torch.Tensor] | None = None,
+) -> GPFit:
+    """Fit the GP's hyperparameters by marginal likelihood.
+
+    Args:
+        train_U: ``n x d`` unit-cube encodings (float64).
+        train_Y: ``n x 1`` observed values (finite).
+        feature_map: The session's compiled transform chain.
+        kernel: Kernel graph (``None``: the default).
+        cancel: Checked at every optimizer iteration; when it returns True the fit stops with
+            :class:`FitCancelled`.
+        warm_start: A previous fit's ``state_dict`` to start the optimizer from (used when the
+            shapes agree; the training data are replaced).
+
+    Raises:
+        SurrogateFitError: the fit failed numerically (non-PD matrix after jitter, NaN).
+        FitCancelled: ``cancel()`` returned True.
+    """
+    if train_U.ndim != 2 or train_Y.shape != (train_U.shape[0], 1):
+        raise SurrogateFitError(f"expected n x d inputs and n x 1 outputs, got {tuple(train_U.shape)} and {tuple(train_Y.shape)}")
+    if train_U.shape[0] < 1:
+        raise SurrogateFitError("no completed trials to fit a surrogate to")
+    if not torch.isfinite(train_Y).all():
+        raise SurrogateFitError("training values contain NaN or inf")
+    train_Y = train_Y.to(train_U)
+    start = time.perf_counter()
+    model = build_gp(train_U, train_Y, feature_map, kernel)
+    if warm_start is not None:
+        _load_compatible(model, warm_start)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+
+    def callback(parameters: Any, result: Any) -> None:
+        if cancel is not None and cancel():
+            raise FitCancelled("fit cancelled")
+
+    try:
+        fit_gpytorch_mll(mll, optimizer_kwargs={"callback": callback})
+    except FitCancelled:
+        raise
+    except (ModelFittingError, NotPSDError, NanError, RuntimeError, ValueError) as err:
+        raise SurrogateFitError(f"GP fit failed: {type(err).__name__}: {err}") from None
+    model.eval()
+    with torch.no_grad():
+        mll.train()
+        value = float(mll(model(*model.train_inputs), model.train_targets).item())
+        mll.eval()
+    model.eval()
+    if not np.isfinite(value):
+        raise SurrogateFitError(f"GP fit ended with a non-finite marginal likelihood ({value})")
+    return GPFit(model=model, hyperparameters=gp_hyperparameters(model), mll=value, seconds=time.perf_counter() - start)
+
+
+def _load_compatible(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy hyperparameters whose names and shapes agree (skips data and transforms)."""
+    own = model.state_dict()
+    usable = {
+        k: v
+        for k, v in state.items()
+        if k in own and own[k].shape == v.shape and "transform" not in k and not k.startswith("train")
+    }
+    model.load_state_dict({**own, **usable})

@@ -1,0 +1,116 @@
+"""The GP surrogate against a hand-built BoTorch SingleTaskGP, and closed-form LOO against dropping points."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
+
+from lla_studio.core.diagnostics import loo_closed_form, loo_refit
+from lla_studio.core.errors import SurrogateFitError
+from lla_studio.core.kernels import parse_kernel
+from lla_studio.core.objectives import get_benchmark
+from lla_studio.core.session import load_session
+from lla_studio.core.surrogates.gp import fit_gp
+
+SESSIONS = Path(__file__).resolve().parents[2] / "resources" / "sessions"
+
+
+def _branin_data(n: int, seed: int = 0):
+    session = load_session(SESSIONS / "branin.json")
+    configs = session.search_space.sample(n, seed=seed)
+    bench = get_benchmark("branin")
+    U = torch.as_tensor(session.search_space.encode_many(configs), dtype=torch.float64)
+    Y = torch.tensor([[bench(c)] for c in configs], dtype=torch.float64)
+    return session, U, Y
+
+
+def test_fitted_gp_equals_hand_built_botorch_model():
+    session, U, Y = _branin_data(12)
+    torch.manual_seed(0)
+    fit = fit_gp(U, Y, session.feature_map)
+    ours = fit.model
+    # Hand-built reference: features are x itself; normalize by hand to the unit cube.
+    lo = torch.tensor([-5.0, 0.0], dtype=torch.float64)
+    hi = torch.tensor([10.0, 15.0], dtype=torch.float64)
+    X = lo + U * (hi - lo)
+    covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=2)).to(torch.float64)
+    ref = SingleTaskGP((X - lo) / (hi - lo), Y, covar_module=covar, outcome_transform=Standardize(m=1))
+    hp = fit.hyperparameters
+    ref.covar_module.outputscale = torch.tensor(hp["covar_module.outputscale"][0], dtype=torch.float64)
+    ref.covar_module.base_kernel.lengthscale = torch.tensor(hp["covar_module.base_kernel.lengthscale"], dtype=torch.float64)
+    ref.likelihood.noise = torch.tensor(hp["likelihood.noise_covar.noise"], dtype=torch.float64)
+    ref.mean_module.constant.data.fill_(hp["mean_module.constant"][0])
+    ref.eval()
+    test_U = torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        p_ours = ours.posterior(test_U)
+        p_ref = ref.posterior(test_U)  # the reference sees the unit-cube features directly
+    torch.testing.assert_close(p_ours.mean, p_ref.mean, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(p_ours.variance, p_ref.variance, rtol=1e-8, atol=1e-8)
+    # a 12-point Branin fit interpolates its data closely
+    with torch.no_grad():
+        resid = ours.posterior(U).mean - Y
+    assert resid.abs().max() < 0.05 * Y.std()
+
+
+def test_closed_form_loo_equals_dropping_each_point():
+    session, U, Y = _branin_data(15, seed=3)
+    torch.manual_seed(0)
+    model = fit_gp(U, Y, session.feature_map, parse_kernel("scale(matern32(x1) * rbf(x2))")).model
+    res = loo_closed_form(model)
+    # Reference: condition on the other n - 1 points explicitly, in the model's standardized space.
+    with torch.no_grad():
+        X = model.train_inputs[0]
+        y = model.train_targets
+        m = model.mean_module(X)
+        K = model.covar_module(X).to_dense()
+        s2 = model.likelihood.noise.item()
+    tf = model.outcome_transform
+    n = X.shape[0]
+    for i in range(n):
+        keep = [j for j in range(n) if j != i]
+        Kk = K[keep][:, keep] + s2 * torch.eye(n - 1, dtype=K.dtype)
+        k = K[keep, i]
+        sol = torch.linalg.solve(Kk, torch.stack([y[keep] - m[keep], k], dim=1))
+        mu = m[i] + k @ sol[:, 0]
+        var = K[i, i] + s2 - k @ sol[:, 1]
+        mu_user = mu * tf.stdvs.item() + tf.means.item()
+        sd_user = math.sqrt(var.item()) * tf.stdvs.item()
+        assert res.mean[i] == pytest.approx(mu_user.item(), rel=1e-7, abs=1e-7)
+        assert res.sd[i] == pytest.approx(sd_user, rel=1e-7)
+    np.testing.assert_allclose(res.observed, Y.reshape(-1).numpy(), rtol=1e-12)
+    z = (res.observed - res.mean) / res.sd
+    assert res.mlpd == pytest.approx(np.mean(-0.5 * z**2 - np.log(res.sd) - 0.5 * math.log(2 * math.pi)))
+    assert 0.0 <= res.coverage95 <= 1.0
+
+
+@pytest.mark.slow
+def test_loo_refit_is_close_to_closed_form_for_a_smooth_function():
+    session, U, Y = _branin_data(12, seed=5)
+    torch.manual_seed(0)
+    closed = loo_closed_form(fit_gp(U, Y, session.feature_map).model)
+    refit = loo_refit(lambda u, y: fit_gp(u, y, session.feature_map).model, U, Y)
+    assert np.corrcoef(closed.mean, refit.mean)[0, 1] > 0.9
+
+
+def test_kernel_graph_reaches_the_model():
+    session, U, Y = _branin_data(10)
+    fit = fit_gp(U, Y, session.feature_map, parse_kernel("scale(rbf(x1; lengthscale=0.3)) + scale(rbf(x2))"))
+    first = fit.model.covar_module.kernels[0].base_kernel
+    assert isinstance(first, RBFKernel)
+    assert first.lengthscale.item() == pytest.approx(0.3)
+    assert fit.hyperparameters["covar_module.kernels.0.base_kernel.lengthscale"] == pytest.approx([0.3])
+
+
+def test_fit_refuses_non_finite_data():
+    session, U, Y = _branin_data(6)
+    Y[2, 0] = float("nan")
+    with pytest.raises(SurrogateFitError, match="NaN or inf"):
+        fit_gp(U, Y, session.feature_map)
