@@ -50,6 +50,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", action="append", default=[], metavar="TEXT",
                    help="a kernel graph in text form to compare (repeatable); the session's kernel is always row 1")
     p.add_argument("--refit", action="store_true", help="also refit hyperparameters for every fold (n fits)")
+
+    p = sub.add_parser("posterior", help="Laplace vs exact grid posterior of a 2-D model: summary.json + overlay.png")
+    p.add_argument("model", help="bioassay, bioassay-logbeta, shear-frame, banana or mixture")
+    p.add_argument("--grid", type=int, default=201, help="grid points per axis (default 201)")
+    p.add_argument("--starts", type=int, default=16, help="multi-start optimizations for the Laplace mixture (default 16)")
+    p.add_argument("--vi", action="store_true", help="refine the mixture by Gaussian-mixture VI")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
     return parser
 
 
@@ -102,7 +110,20 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample, "run": _cmd_run, "cv": _cmd_cv}
+def _cmd_posterior(args: argparse.Namespace) -> int:
+    from lla_studio.core.posterior.report import run_posterior_report
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = run_posterior_report(
+        args.model, grid=args.grid, starts=args.starts, vi=args.vi, seed=args.seed, out_dir=args.out
+    )
+    jsd = summary.get("jsd", {})
+    parts = ", ".join(f"{k} {v:.4g}" for k, v in jsd.items() if isinstance(v, (int, float)))
+    print(f"{args.model}: {len(summary['laplace'])} Laplace component(s); JSD to grid: {parts} -> {args.out}")
+    return EXIT_OK
+
+
+_COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample, "run": _cmd_run, "cv": _cmd_cv, "posterior": _cmd_posterior}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -369,6 +369,17 @@ class FeatureMap:
         self._ops = tuple(ops)
 
     @property
+    def is_identity_on_unit_cube(self) -> bool:
+        """True when normalizing the features by their bounds gives back the encoding itself.
+
+        That holds for an empty chain over linear real parameters without conditions: each feature
+        is ``low + u (high - low)``. Models can then skip the transforms (a fast path).
+        """
+        return not self.chain.steps and all(
+            isinstance(p, RealParameter) and not p.log and not p.conditions for p in self.space.parameters
+        )
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self._features)
 

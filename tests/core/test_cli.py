@@ -78,3 +78,16 @@ def test_bare_command_prints_help_and_exits_0():
 def test_sample_bad_input(args):
     r = run_cli(*args)
     assert r.returncode == 2 and "lla-studio: error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_posterior_command_writes_summary_and_overlay(tmp_path):
+    r = run_cli("posterior", "mixture", "--grid", "64", "--starts", "8", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["laplace"]) == 2
+    assert sum(c["weight"] for c in summary["laplace"]) == pytest.approx(1.0, abs=0.05)
+    assert set(summary["grid"]) >= {"mean", "cov", "quantiles", "log_evidence"}
+    assert summary["jsd"]["mixture"] < summary["jsd"]["laplace"]
+    assert (tmp_path / "overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = run_cli("posterior", "rosenbrock", "--out", str(tmp_path))
+    assert r.returncode == 2 and "valid names: bioassay" in r.stderr

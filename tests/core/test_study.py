@@ -47,7 +47,7 @@ def test_same_seed_gives_identical_trials():
     sources = [e.trial.source for e in a if isinstance(e, TrialCompleted)]
     assert sources == ["initial"] * 5 + ["model"] * 4
     fits = [e for e in a if isinstance(e, SurrogateFitted)]
-    assert len(fits) == 4 and all("covar_module.base_kernel.lengthscale" in f.hyperparameters for f in fits)
+    assert len(fits) == 4 and all("covar_module.lengthscale" in f.hyperparameters for f in fits)
     assert [e.n_train for e in fits] == [5, 6, 7, 8]
     assert isinstance(a[-1], StudyFinished) and a[-1].reason == "budget"
     # best-so-far is non-increasing

@@ -21,53 +21,58 @@ A group of one feature is its Matérn itself (no one-child sum); with one group,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels.graph import KernelGraph
 from lla_studio.core.kernels.nodes import KernelNode, MaternNode, ProductNode, ScaleNode, SumNode
-from lla_studio.core.kernels.priors import Gamma, PriorSpec
+from lla_studio.core.kernels.priors import Gamma, LogNormal, PriorSpec
 
 __all__ = [
     "DEFAULT_LENGTHSCALE_PRIOR",
     "DEFAULT_OUTPUTSCALE_PRIOR",
     "default_kernel",
+    "dim_scaled_lengthscale_prior",
     "hands_on_kernel",
 ]
 
 DEFAULT_LENGTHSCALE_PRIOR = Gamma(3.0, 6.0)
-"""Lengthscale prior of :func:`default_kernel` and :func:`hands_on_kernel` (BoTorch < 0.12 default)."""
+"""Lengthscale prior of :func:`hands_on_kernel`'s 1-D leaves (BoTorch < 0.12 default)."""
 
 DEFAULT_OUTPUTSCALE_PRIOR = Gamma(2.0, 0.15)
-"""Output-scale prior of :func:`default_kernel` and :func:`hands_on_kernel` (BoTorch < 0.12 default)."""
+"""Output-scale prior of :func:`hands_on_kernel`'s weights (BoTorch < 0.12 default)."""
 
 
 def default_kernel(
     feature_names: Sequence[str],
     *,
     nu: float = 2.5,
-    lengthscale_prior: PriorSpec | None = DEFAULT_LENGTHSCALE_PRIOR,
-    outputscale_prior: PriorSpec | None = DEFAULT_OUTPUTSCALE_PRIOR,
+    lengthscale_prior: PriorSpec | None = None,
 ) -> KernelGraph:
-    """The default kernel: ``scale(matern52(all features))`` with ARD.
+    """The default kernel: one Matérn-ν ARD kernel over all features, no output scale.
 
-    BoTorch's older ``SingleTaskGP`` default (before 0.12): a Matérn-5/2 ARD kernel with a
-    Gamma(3, 6) lengthscale prior inside a ``ScaleKernel`` with a Gamma(2, 0.15) output-scale prior.
-    (BoTorch 0.12+ uses an RBF kernel with a dimension-scaled LogNormal lengthscale prior and no
-    output scale, which assumes standardized outcomes; we keep the explicit output scale, which
-    the hands-on editor shows as a knob.)
+    This is BoTorch's current ``SingleTaskGP`` default (0.12+) with a Matérn-5/2 in place of the RBF:
+    a dimension-scaled LogNormal(√2 + ½ log d, √3) lengthscale prior (Hvarfner et al., 2024) on
+    standardized outcomes, so no output scale is needed. With a prior, the compiled lengthscale
+    starts at the prior's mode and is bounded below by 0.025 (see :mod:`.compile`), as BoTorch does.
 
     Args:
         feature_names: All model features, in column order.
         nu: Matérn smoothness.
-        lengthscale_prior: Prior on the ARD lengthscales (``None``: no prior).
-        outputscale_prior: Prior on the output scale (``None``: no prior).
+        lengthscale_prior: Prior on the ARD lengthscales (``None``: the dimension-scaled LogNormal).
 
     Raises:
         KernelGraphError: No features, or a bad ``nu``.
     """
-    leaf = MaternNode(tuple(feature_names), nu=nu, lengthscale_prior=lengthscale_prior)
-    return KernelGraph(ScaleNode(leaf, outputscale_prior=outputscale_prior))
+    if lengthscale_prior is None:
+        lengthscale_prior = dim_scaled_lengthscale_prior(len(feature_names))
+    return KernelGraph(MaternNode(tuple(feature_names), nu=nu, lengthscale_prior=lengthscale_prior))
+
+
+def dim_scaled_lengthscale_prior(d: int) -> LogNormal:
+    """BoTorch's dimension-scaled lengthscale prior LogNormal(√2 + ½ log d, √3)."""
+    return LogNormal(math.sqrt(2.0) + 0.5 * math.log(max(d, 1)), math.sqrt(3.0))
 
 
 def hands_on_kernel(

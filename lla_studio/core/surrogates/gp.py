@@ -86,11 +86,13 @@ def build_gp(
     names = feature_map.feature_names
     graph = kernel if kernel is not None else default_kernel(names)
     covar = compile_kernel(graph, names, dtype=train_U.dtype)
-    bounds = torch.as_tensor(feature_map.feature_bounds(), dtype=train_U.dtype)
-    transform = ChainedInputTransform(
-        features=FeatureInputTransform(feature_map),
-        normalize=Normalize(d=len(names), bounds=bounds),
-    )
+    transform: InputTransform | None = None
+    if not feature_map.is_identity_on_unit_cube:  # else normalized features == encodings: skip both
+        bounds = torch.as_tensor(feature_map.feature_bounds(), dtype=train_U.dtype)
+        transform = ChainedInputTransform(
+            features=FeatureInputTransform(feature_map),
+            normalize=Normalize(d=len(names), bounds=bounds),
+        )
     return SingleTaskGP(
         train_X=train_U,
         train_Y=train_Y,

@@ -102,9 +102,11 @@ def test_hands_on_compiles_to_the_formula():
         hand_scale(ProductKernel(hand_sum(groups[0], ls), hand_sum(groups[1], ls)), next(scales)),
     )
     # Copy the same values into the compiled kernel by walking both module trees in order.
-    for (n1, p1), (n2, p2) in zip(k.named_parameters(), hand.named_parameters(), strict=True):
+    # (constrained values: the compiled kernel optimizes lengthscales without a softplus)
+    pairs = zip(k.named_parameters_and_constraints(), hand.named_parameters_and_constraints(), strict=True)
+    for (n1, p1, c1), (n2, p2, c2) in pairs:
         assert n1 == n2
-        p1.data.copy_(p2.data)
+        p1.data.copy_(c1.inverse_transform(c2.transform(p2.data)))
     K = k(X).to_dense().detach()
     assert torch.allclose(K, hand(X).to_dense().detach(), atol=1e-12)
 
@@ -122,24 +124,22 @@ def test_hands_on_compiles_to_the_formula():
     np.testing.assert_allclose(K.numpy(), expected, atol=1e-10)
 
 
-def test_default_kernel_is_botorch_legacy_default():
+def test_default_kernel_is_botorch_default_with_matern():
     g = default_kernel(FEATURES)
-    assert format_kernel(g) == (
-        "scale(matern52(momentum, log_width, log_lr, dropout; lengthscale~gamma(3, 6)); outputscale~gamma(2, 0.15))"
-    )
+    loc = math.sqrt(2) + 0.5 * math.log(4)
+    assert format_kernel(g) == f"matern52(momentum, log_width, log_lr, dropout; lengthscale~lognormal({loc!r}, {math.sqrt(3)!r}))"
     k = compile_kernel(g, FEATURES, dtype=torch.float64)
-    ref = ScaleKernel(
-        MaternKernel(nu=2.5, ard_num_dims=4, lengthscale_prior=GammaPrior(3.0, 6.0)),
-        outputscale_prior=GammaPrior(2.0, 0.15),
-    ).double()
+    # botorch's own default covariance module, with Matérn-5/2 instead of RBF, is the reference
+    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+
+    ref = get_covar_module_with_dim_scaled_prior(ard_num_dims=4, use_rbf_kernel=False).double()
+    torch.testing.assert_close(k.lengthscale, ref.lengthscale)  # both start at the prior's mode
     ls = torch.tensor([[0.2, 0.5, 0.9, 1.4]], dtype=torch.float64)
-    k.base_kernel.lengthscale = ls
-    ref.base_kernel.lengthscale = ls
-    k.outputscale = ref.outputscale = torch.tensor(1.7, dtype=torch.float64)
+    k.lengthscale = ls
+    ref.lengthscale = ls
     X = torch.rand(6, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     assert torch.allclose(k(X).to_dense(), ref(X).to_dense(), atol=1e-12)
-    assert {n for n, *_ in k.named_priors()} == {n for n, *_ in ref.named_priors()}
-    # The mll's prior term is the same.
     total = sum(p.log_prob(c(mod)).sum() for _, mod, p, c, _ in k.named_priors())
     total_ref = sum(p.log_prob(c(mod)).sum() for _, mod, p, c, _ in ref.named_priors())
     assert total.item() == pytest.approx(total_ref.item())
+
