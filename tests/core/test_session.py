@@ -144,3 +144,17 @@ def test_not_json_and_nan_are_refused(tmp_path):
         load_session(tmp_path / "bin.json")
     with pytest.raises(SessionError, match=r"^\$: expected an object, got a list"):
         loads_session("[1, 2]")
+
+
+def test_kernel_graph_in_a_session_is_checked_against_the_features():
+    doc = _doc("cnn_hyperparameters")
+    session = session_from_dict(doc)
+    assert session.kernel is not None and "log_epochs" in session.kernel.features_used()
+    # deleting a transform step removes features the kernel uses: refused, naming the node and feature
+    doc["transforms"] = doc["transforms"][1:]
+    with pytest.raises(SessionError, match=r"^kernel\.children\[1\]\..*unknown feature 'log_epochs'"):
+        session_from_dict(doc)
+    bad = _doc()
+    bad["kernel"] = {"kernel": "matern", "nu": 2.0, "features": ["x1"]}
+    with pytest.raises(SessionError, match=r"^kernel.nu: must be one of 0.5, 1.5, 2.5"):
+        session_from_dict(bad)
