@@ -129,6 +129,15 @@ _COMMANDS = {"validate": _cmd_validate, "sample": _cmd_sample, "run": _cmd_run, 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lla-studio`` console script and ``python -m lla_studio``."""
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):
+        # bare `lla-studio` or `lla-studio SESSION.json`: the studio window. torch is imported before
+        # Qt: importing it after PySide6 goes through shiboken's import hook and is much slower.
+        import torch  # noqa: F401
+
+        from lla_studio.gui.app import run_app
+
+        return run_app(Path(argv[0]) if argv else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -214,11 +214,16 @@ def session_from_dict(d: Any) -> Session:
         except SearchSpaceError as err:
             raise SessionError(str(err), f"trials[{i}].config") from None
         trials.append(replace(trial, config=config))
+    surrogate = surrogate_from_dict(doc.get("surrogate", {}), "surrogate")
+    if surrogate.type == "lla":
+        from lla_studio.core.surrogates.lla_fit import lla_options
+
+        lla_options(surrogate.options, "surrogate")
     return Session(
         search_space=space,
         transforms=chain,
         kernel=kernel,
-        surrogate=surrogate_from_dict(doc.get("surrogate", {}), "surrogate"),
+        surrogate=surrogate,
         acquisition=acquisition_from_dict(doc.get("acquisition", {}), "acquisition"),
         objective=objective_from_dict(doc.get("objective", {}), "objective"),
         loop=loop_from_dict(doc.get("loop", {}), "loop"),

@@ -200,3 +200,24 @@ def test_budget_smaller_than_initial_design_is_refused():
 
     with pytest.raises(SessionError, match="loop.budget: budget 3 is smaller than the initial design 8"):
         LoopSettings(budget=3, initial_design=8)
+
+
+def test_lla_surrogate_runs_in_the_loop():
+    s = load_session(SESSIONS / "branin.json")
+    doc = json.loads((SESSIONS / "branin.json").read_text())
+    doc["surrogate"] = {"type": "lla", "network": {"network": "mlp", "widths": [16, 16], "activation": "tanh"},
+                        "settings": {"max_epochs": 20}}
+    doc["loop"] = {"budget": 8, "initial_design": 6, "seed": 0}
+    doc["acquisition"] = {"type": "logei", "num_restarts": 2, "raw_samples": 64}
+    st = Study(session_from_dict(doc))
+    events = list(st.run())
+    fits = [e for e in events if isinstance(e, SurrogateFitted)]
+    assert [f.kind for f in fits] == ["lla", "lla"]
+    assert set(fits[0].hyperparameters) == {"prior_precision", "noise_std"}
+    assert all(f.hyperparameters["prior_precision"][0] > 0 for f in fits)
+    assert [t.source for t in st.trials][-2:] == ["model", "model"]
+    doc["surrogate"]["network"]["activation"] = "sigmoidish"
+    from lla_studio.core.errors import SessionError
+
+    with pytest.raises(SessionError, match=r"^surrogate.network: .*sigmoidish"):
+        session_from_dict(doc)

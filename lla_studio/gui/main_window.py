@@ -1,0 +1,412 @@
+"""The studio's main window: docked panels around live views, driven by the study engine.
+
+A panel is one class plugged in with :meth:`MainWindow.add_panel` (a dock with a title). The window
+keeps the current session as a frozen document; the engine owns the running study and sends
+snapshots, which a ~30 Hz timer drains into the views (only the newest snapshot is drawn).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from lla_studio.core.errors import LLAStudioError
+from lla_studio.core.kernels import default_kernel, format_kernel
+from lla_studio.core.session import Session, load_session, save_session
+from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
+from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
+from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
+
+__all__ = ["MainWindow", "TrialsTable", "default_session_path"]
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def default_session_path() -> Path:
+    """The embedded default session (Branin)."""
+    return RESOURCES / "sessions" / "branin.json"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class TrialsTable(QTableWidget):
+    """Every trial with its status; the value cell of a pending trial is editable (human in the loop)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(0, 0)
+        self.window = window
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.itemChanged.connect(self._edited)
+        self._updating = False
+        self.names: list[str] = []
+
+    def update_trials(self, trials: tuple[dict[str, Any], ...], names: list[str]) -> None:
+        self._updating = True
+        self.names = names
+        headers = ["trial", "status", "source", *names, "value", "message"]
+        if self.columnCount() != len(headers):
+            self.setColumnCount(len(headers))
+            self.setHorizontalHeaderLabels(headers)
+        self.setRowCount(len(trials))
+        for r, t in enumerate(trials):
+            cells = [t["id"], t["status"], t["source"], *(t["config"].get(n) for n in names), t["value"], t["message"]]
+            for c, value in enumerate(cells):
+                item = self.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.setItem(r, c, item)
+                item.setText(_cell(value))
+                editable = c == len(headers) - 2 and t["status"] in ("proposed", "running")
+                flags = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
+                if editable:
+                    flags |= Qt.ItemFlag.ItemIsEditable
+                    item.setToolTip("type the measured value and press Enter")
+                item.setFlags(flags)
+                if c == 1:
+                    item.setForeground(Qt.GlobalColor.red if t["status"] == "failed" else Qt.GlobalColor.black)
+                if c == len(headers) - 1 and t["message"]:
+                    item.setToolTip(t["message"])
+        self._updating = False
+
+    def _edited(self, item: QTableWidgetItem) -> None:
+        if self._updating or item.column() != self.columnCount() - 2:
+            return
+        trial_id = int(self.item(item.row(), 0).text())
+        try:
+            value = float(item.text())
+        except ValueError:
+            self.window.show_error(f"trial {trial_id}: {item.text()!r} is not a number")
+            return
+        self.window.tell(trial_id, value)
+
+
+class MainWindow(QMainWindow):
+    """The studio window.
+
+    Args:
+        session_path: Session to open (default: the embedded Branin session).
+        recovery_path: Where the engine autosaves after every completed trial (None: no autosave).
+        settings: QSettings for layout and recent files (None: the app's default settings).
+    """
+
+    def __init__(self, session_path: Path | None = None, recovery_path: Path | None = None, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings("LLA Studio", "LLA Studio")
+        self.engine = StudyEngine(recovery_path)
+        self.engine.snapshot.connect(self._on_snapshot)
+        self.engine.surface.connect(self._on_surface)
+        self.engine.failed.connect(self.show_error)
+        self.session: Session | None = None
+        self.session_path: Path | None = None
+        self.dirty = False
+        self.latest: StudySnapshot | None = None
+        self._pending_snapshot: StudySnapshot | None = None
+        self._pending_surfaces: dict[str, Any] = {}
+        self._surface_ids = {"slice": 0, "maps": 0}
+        self.errors: list[str] = []
+
+        self.slice_view = SliceView()
+        self.setCentralWidget(self.slice_view)
+        self.convergence = ConvergenceView()
+        self.maps = MapsView()
+        self.hyper = HyperparameterView()
+        self.loo = LOOView()
+        self.trials = TrialsTable(self)
+        self.docks: dict[str, QDockWidget] = {}
+        self.add_panel("Trials", self.trials, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.add_panel("Convergence", self.convergence, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("2-D maps", self.maps, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.add_panel("Hyperparameters", self.hyper, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("Leave-one-out", self.loo, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.kernel_editor = KernelGraphEditor()
+        self.kernel_editor.graph_changed.connect(self._kernel_edited)
+        self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
+        self.maps.params_changed.connect(lambda *_: self.request_surfaces())
+
+        self._build_actions()
+        self.status_label = QLabel("idle")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self.redraw = QTimer(self)
+        self.redraw.setInterval(33)  # ~30 Hz: draw only the newest snapshot
+        self.redraw.timeout.connect(self._drain)
+        self.redraw.start()
+
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("windowState")
+        if state is not None:
+            self.restoreState(state)
+        self.open_session(session_path or default_session_path())
+
+    # ------------------------------------------------------------------ panels and actions
+    def add_panel(self, title: str, widget: QWidget, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Dock one panel (any QWidget) under ``title``; the layout is remembered between runs."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+        return dock
+
+    def _build_actions(self) -> None:
+        tb = self.addToolBar("Study")
+        tb.setObjectName("toolbar-study")
+        menu = self.menuBar().addMenu("&File")
+
+        def action(text: str, slot: Any, shortcut: Any = None, where: Any = (menu,)) -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(shortcut)
+            a.triggered.connect(slot)
+            for w in where:
+                w.addAction(a)
+            return a
+
+        action("&Open…", self._open_dialog, QKeySequence.StandardKey.Open, (menu, tb))
+        action("&Save", self.save, QKeySequence.StandardKey.Save, (menu, tb))
+        action("Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = action("Run", self.run, "F5", (run_menu, tb))
+        self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))
+        self.step_action = action("Step", self.step, "F10", (run_menu, tb))
+        self.stop_action = action("Stop", self.pause, "Shift+F5", (run_menu, tb))
+        tb.addWidget(QLabel(" budget "))
+        self.budget = QSpinBox()
+        self.budget.setRange(1, 100000)
+        tb.addWidget(self.budget)
+        tb.addWidget(QLabel(" seed "))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.valueChanged.connect(self._seed_changed)
+        tb.addWidget(self.seed)
+
+    # ------------------------------------------------------------------ documents
+    def open_session(self, path: Path) -> bool:
+        """Open a session file; a malformed or newer file is refused and the current one kept."""
+        try:
+            session = load_session(path)
+        except LLAStudioError as err:
+            self.show_error(f"cannot open {path}: {err}")
+            return False
+        self.set_session(session, Path(path))
+        return True
+
+    def set_session(self, session: Session, path: Path | None = None) -> None:
+        self.session = session
+        self.session_path = path
+        self.dirty = False
+        names = list(session.search_space.names)
+        self.slice_view.set_parameters(names)
+        self.maps.set_parameters(names)
+        self.budget.setValue(session.loop.budget)
+        self.seed.blockSignals(True)
+        self.seed.setValue(session.loop.seed)
+        self.seed.blockSignals(False)
+        self.engine.load(session)
+        features = list(session.feature_map.feature_names)
+        self.kernel_editor.set_features(features)
+        self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
+        self._update_title()
+
+    def _kernel_edited(self, graph: Any) -> None:
+        """A valid graph from the editor becomes the session's kernel (trials kept)."""
+        from dataclasses import replace
+
+        session = self.current_session()
+        if session is None or graph == session.kernel:
+            return
+        try:
+            new = replace(session, kernel=graph)
+        except LLAStudioError as err:
+            self.show_error(str(err))
+            return
+        self.session = new
+        self.latest = None
+        self.dirty = True
+        self.engine.load(new)
+        self._update_title()
+
+    def kernel_text(self) -> str:
+        """Text form of the session's kernel (the default when the session names none)."""
+        if self.session is None:
+            return ""
+        graph = self.session.kernel or default_kernel(list(self.session.feature_map.feature_names))
+        return format_kernel(graph)
+
+    def _seed_changed(self, value: int) -> None:
+        if self.session is not None and value != self.session.loop.seed:
+            from dataclasses import replace
+
+            self.set_session(replace(self.session, loop=replace(self.session.loop, seed=value)), self.session_path)
+            self.dirty = True
+            self._update_title()
+
+    def current_session(self) -> Session | None:
+        """The session with the engine's newest trials."""
+        if self.latest is not None and self.latest.session is not None:
+            return self.latest.session
+        return self.session
+
+    def save(self) -> bool:
+        if self.session_path is None or self.session_path.resolve().is_relative_to(RESOURCES.resolve()):
+            return self._save_as_dialog()
+        return self.save_to(self.session_path)
+
+    def save_to(self, path: Path) -> bool:
+        session = self.current_session()
+        if session is None:
+            return False
+        try:
+            save_session(session, path)
+        except (OSError, LLAStudioError) as err:
+            self.show_error(f"cannot save {path}: {err}")
+            return False
+        self.session_path = Path(path)
+        self.dirty = False
+        self._update_title()
+        return True
+
+    def _open_dialog(self) -> None:
+        if not self._confirm_discard():
+            return
+        name, _ = QFileDialog.getOpenFileName(self, "Open session", "", "LLA Studio sessions (*.json)")
+        if name:
+            self.open_session(Path(name))
+
+    def _save_as_dialog(self) -> bool:
+        name, _ = QFileDialog.getSaveFileName(self, "Save session", "", "LLA Studio sessions (*.json)")
+        return self.save_to(Path(name)) if name else False
+
+    def _confirm_discard(self) -> bool:
+        if not self.dirty:
+            return True
+        return self.ask_discard()
+
+    def ask_discard(self) -> bool:
+        """Ask whether unsaved changes may go (Save / Discard / Cancel). Tests replace this."""
+        answer = QMessageBox.question(
+            self, "Unsaved changes", "The session has unsaved changes. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _update_title(self) -> None:
+        name = self.session.name if self.session is not None else ""
+        where = f" — {self.session_path.name}" if self.session_path else ""
+        self.setWindowTitle(f"LLA Studio — {name}{where}{' *' if self.dirty else ''}")
+
+    # ------------------------------------------------------------------ engine commands
+    def run(self) -> None:
+        self.engine.run(self.budget.value())
+
+    def step(self) -> None:
+        self.engine.step()
+
+    def pause(self) -> None:
+        self.engine.pause()
+
+    def tell(self, trial_id: int, value: float) -> None:
+        self.engine.tell(trial_id, value)
+
+    def show_error(self, message: str) -> None:
+        self.errors.append(message)
+        self.statusBar().showMessage(message.splitlines()[0], 10000)
+
+    # ------------------------------------------------------------------ snapshots
+    def _on_snapshot(self, snap: StudySnapshot) -> None:
+        self._pending_snapshot = snap
+
+    def _on_surface(self, snap: Any) -> None:
+        kind = "slice" if len(snap.params) == 1 else "maps"
+        if snap.request_id >= self._surface_ids[kind]:  # drop answers older than the newest request
+            self._pending_surfaces[kind] = snap
+
+    def request_surfaces(self) -> None:
+        if self.session is None:
+            return
+        p = self.slice_view.combo.currentText()
+        if p:
+            self._surface_ids["slice"] = self.engine.request_surface((p,), n=120)
+        a, b = self.maps.combo_a.currentText(), self.maps.combo_b.currentText()
+        if a and b and a != b:
+            self._surface_ids["maps"] = self.engine.request_surface((a, b), n=60)
+
+    def _drain(self) -> None:
+        snap, self._pending_snapshot = self._pending_snapshot, None
+        if snap is not None:
+            had_fit = self.latest is not None and len(self.latest.hyperparameters)
+            self.latest = snap
+            if snap.session is not None and self.session is not None and snap.session.trials != self.session.trials:
+                self.dirty = True
+                self._update_title()
+            minimize = self.session is None or self.session.objective.direction == "minimize"
+            names = list(self.session.search_space.names) if self.session else []
+            self.trials.update_trials(snap.trials, names)
+            self.convergence.update_trials(snap.trials, minimize)
+            self.hyper.update_timeline(snap.hyperparameters)
+            self.loo.update_loo(snap.loo)
+            self.progress.setRange(0, max(snap.budget, 1))
+            self.progress.setValue(min(snap.n_evaluated, snap.budget))
+            best = "—" if math.isnan(snap.best_value) else f"{snap.best_value:.6g}"
+            self.status_label.setText(f"trial {snap.n_evaluated}/{snap.budget}   best {best}   engine: {snap.status}")
+            if len(snap.hyperparameters) and len(snap.hyperparameters) != had_fit:
+                self.request_surfaces()
+        space = self.session.search_space if self.session else None
+        s = self._pending_surfaces.pop("slice", None)
+        if s is not None and space is not None:
+            self.slice_view.update_surface(s, space.index(s.params[0]))
+        m = self._pending_surfaces.pop("maps", None)
+        if m is not None and space is not None:
+            proposal = self.latest.next_proposal if self.latest is not None else None
+            self.maps.update_surface(m, (space.index(m.params[0]), space.index(m.params[1])), proposal)
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        self.redraw.stop()
+        self.kernel_editor.shutdown()
+        self.engine.shutdown()
+
+
+def best_so_far(values: np.ndarray, minimize: bool = True) -> np.ndarray:
+    return np.minimum.accumulate(values) if minimize else np.maximum.accumulate(values)

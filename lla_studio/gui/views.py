@@ -1,0 +1,249 @@
+"""Live pyqtgraph views. Items are created once and updated in place with ``setData``/``setImage``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+__all__ = ["ConvergenceView", "HyperparameterView", "LOOView", "MapsView", "SliceView"]
+
+pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+
+
+class ConvergenceView(pg.PlotWidget):
+    """Value per trial and best-so-far; failed trials marked on the axis."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setLabel("bottom", "trial")
+        self.setLabel("left", "value")
+        self.addLegend(offset=(-10, 10))
+        self.values = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(80, 130, 200, 200), name="value")
+        self.best = pg.PlotDataItem(pen=pg.mkPen((220, 90, 40), width=2), stepMode=None, name="best so far")
+        self.failed = pg.ScatterPlotItem(size=10, symbol="x", pen=pg.mkPen((200, 0, 0), width=2), name="failed")
+        for item in (self.values, self.best, self.failed):
+            self.addItem(item)
+        self.best_curve = np.zeros(0)
+
+    def update_trials(self, trials: tuple[dict[str, Any], ...], minimize: bool) -> None:
+        done = [(i, t["value"]) for i, t in enumerate(t for t in trials if t["status"] in ("completed", "failed")) if t["value"] is not None]
+        evaluated = [t for t in trials if t["status"] in ("completed", "failed")]
+        xs = np.array([i for i, _ in done], dtype=float)
+        ys = np.array([v for _, v in done], dtype=float)
+        self.values.setData(xs, ys)
+        if len(ys):
+            acc = np.minimum.accumulate(ys) if minimize else np.maximum.accumulate(ys)
+        else:
+            acc = np.zeros(0)
+        self.best_curve = acc
+        self.best.setData(xs, acc)
+        fx = np.array([i for i, t in enumerate(evaluated) if t["status"] == "failed"], dtype=float)
+        y0 = float(np.nanmin(ys)) if len(ys) else 0.0
+        self.failed.setData(fx, np.full(len(fx), y0))
+
+
+class SliceView(QWidget):
+    """Surrogate mean ± 2σ along one parameter, observations by distance, and the acquisition."""
+
+    param_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("parameter"))
+        self.combo = QComboBox()
+        self.combo.currentTextChanged.connect(self.param_changed)
+        row.addWidget(self.combo, 1)
+        layout.addLayout(row)
+        self.plot = pg.PlotWidget()
+        self.acq_plot = pg.PlotWidget()
+        self.acq_plot.setMaximumHeight(160)
+        self.acq_plot.setXLink(self.plot)
+        self.plot.setLabel("left", "surrogate")
+        self.acq_plot.setLabel("left", "log EI")
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.acq_plot, 1)
+        self.mean = pg.PlotDataItem(pen=pg.mkPen((30, 90, 180), width=2))
+        self.upper = pg.PlotDataItem(pen=pg.mkPen((30, 90, 180, 80)))
+        self.lower = pg.PlotDataItem(pen=pg.mkPen((30, 90, 180, 80)))
+        self.band = pg.FillBetweenItem(self.upper, self.lower, brush=pg.mkBrush(30, 90, 180, 50))
+        self.obs = pg.ScatterPlotItem(size=8)
+        self.acq = pg.PlotDataItem(pen=pg.mkPen((40, 150, 60), width=2))
+        self.argmax = pg.InfiniteLine(angle=90, pen=pg.mkPen((40, 150, 60), style=Qt.PenStyle.DashLine))
+        for item in (self.band, self.upper, self.lower, self.mean, self.obs):
+            self.plot.addItem(item)
+        self.acq_plot.addItem(self.acq)
+        self.acq_plot.addItem(self.argmax)
+        self.snapshot: Any = None
+
+    def set_parameters(self, names: list[str]) -> None:
+        current = self.combo.currentText()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.combo.addItems(names)
+        if current in names:
+            self.combo.setCurrentText(current)
+        self.combo.blockSignals(False)
+
+    def update_surface(self, snap: Any, column: int) -> None:
+        self.snapshot = snap
+        x = snap.axes[0]
+        self.mean.setData(x, snap.mean)
+        self.upper.setData(x, snap.mean + 2 * snap.sd)
+        self.lower.setData(x, snap.mean - 2 * snap.sd)
+        self.acq.setData(x, snap.acquisition)
+        self.argmax.setValue(float(x[int(np.argmax(snap.acquisition))]))
+        self.plot.setLabel("bottom", snap.params[0])
+        if len(snap.observed_y):
+            scale = max(float(np.max(snap.distance)), 1e-9)
+            alpha = (255 * (1 - 0.85 * snap.distance / scale)).astype(int)
+            brushes = [pg.mkBrush(200, 60, 40, int(a)) for a in alpha]
+            ox = np.array([self._to_axis(u, x) for u in snap.observed_u[:, column]])
+            self.obs.setData(ox, snap.observed_y, brush=brushes, pen=None)
+
+    @staticmethod
+    def _to_axis(u: float, axis: np.ndarray) -> float:
+        # axis values are monotone in u on [0, 1]: interpolate
+        return float(np.interp(u, np.linspace(0, 1, len(axis)), axis))
+
+
+class MapsView(QWidget):
+    """Side-by-side heatmaps of mean, sd and acquisition over two parameters."""
+
+    params_changed = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.combo_a = QComboBox()
+        self.combo_b = QComboBox()
+        row.addWidget(QLabel("x"))
+        row.addWidget(self.combo_a, 1)
+        row.addWidget(QLabel("y"))
+        row.addWidget(self.combo_b, 1)
+        layout.addLayout(row)
+        self.combo_a.currentTextChanged.connect(lambda _: self.params_changed.emit(self.combo_a.currentText(), self.combo_b.currentText()))
+        self.combo_b.currentTextChanged.connect(lambda _: self.params_changed.emit(self.combo_a.currentText(), self.combo_b.currentText()))
+        self.glw = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.glw, 1)
+        self.images: dict[str, pg.ImageItem] = {}
+        self.bars: dict[str, pg.ColorBarItem] = {}
+        self.obs: dict[str, pg.ScatterPlotItem] = {}
+        self.incumbent: dict[str, pg.ScatterPlotItem] = {}
+        self.proposal: dict[str, pg.ScatterPlotItem] = {}
+        for col, (key, title, cmap) in enumerate(
+            (("mean", "mean", "viridis"), ("sd", "standard deviation", "magma"), ("acquisition", "log EI", "cividis"))
+        ):
+            plot = self.glw.addPlot(row=0, col=2 * col, title=title)
+            img = pg.ImageItem(axisOrder="row-major")
+            plot.addItem(img)
+            bar = pg.ColorBarItem(colorMap=pg.colormap.get(cmap), interactive=False, width=12)
+            bar.setImageItem(img, insert_in=None)
+            self.glw.addItem(bar, row=0, col=2 * col + 1)
+            obs = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen("k"))
+            inc = pg.ScatterPlotItem(size=14, symbol="star", brush=pg.mkBrush(255, 200, 0), pen=pg.mkPen("k"))
+            prop = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen((255, 40, 40), width=3))
+            for item in (obs, inc, prop):
+                plot.addItem(item)
+            self.images[key], self.bars[key] = img, bar
+            self.obs[key], self.incumbent[key], self.proposal[key] = obs, inc, prop
+        self.snapshot: Any = None
+
+    def set_parameters(self, names: list[str]) -> None:
+        for combo, default in ((self.combo_a, 0), (self.combo_b, 1)):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            combo.setCurrentIndex(min(default, len(names) - 1) if current not in names else names.index(current))
+            combo.blockSignals(False)
+
+    def update_surface(self, snap: Any, columns: tuple[int, int], proposal: np.ndarray | None) -> None:
+        self.snapshot = snap
+        xa, xb = snap.axes
+        for key in ("mean", "sd", "acquisition"):
+            data = np.ascontiguousarray(getattr(snap, key), dtype=np.float32)
+            data = np.nan_to_num(data)
+            lo, hi = float(data.min()), float(data.max())
+            if hi <= lo:
+                hi = lo + 1e-9
+            self.images[key].setImage(data, levels=(lo, hi))
+            self.bars[key].setLevels((lo, hi))
+            self.images[key].setRect(float(xa[0]), float(xb[0]), float(xa[-1] - xa[0]) or 1.0, float(xb[-1] - xb[0]) or 1.0)
+            if len(snap.observed_y):
+                ox = np.interp(snap.observed_u[:, columns[0]], np.linspace(0, 1, len(xa)), xa)
+                oy = np.interp(snap.observed_u[:, columns[1]], np.linspace(0, 1, len(xb)), xb)
+                self.obs[key].setData(ox, oy)
+            if len(snap.incumbent_u):
+                ix = np.interp([snap.incumbent_u[columns[0]]], np.linspace(0, 1, len(xa)), xa)
+                iy = np.interp([snap.incumbent_u[columns[1]]], np.linspace(0, 1, len(xb)), xb)
+                self.incumbent[key].setData(ix, iy)
+            if proposal is not None:
+                px = np.interp([proposal[columns[0]]], np.linspace(0, 1, len(xa)), xa)
+                py = np.interp([proposal[columns[1]]], np.linspace(0, 1, len(xb)), xb)
+                self.proposal[key].setData(px, py)
+
+
+class HyperparameterView(pg.PlotWidget):
+    """Lengthscales, output scales and noise per fit (log scale)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setLabel("bottom", "training points")
+        self.setLabel("left", "value")
+        self.setLogMode(y=True)
+        self.legend = self.addLegend(offset=(-10, 10))
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def update_timeline(self, timeline: tuple[tuple[int, dict[str, list[float]]], ...]) -> None:
+        series: dict[str, tuple[list[float], list[float]]] = {}
+        for n, hp in timeline:
+            for name, values in hp.items():
+                if name.endswith("constant"):
+                    continue
+                for j, v in enumerate(values):
+                    key = name.replace("covar_module.", "").replace("likelihood.noise_covar.", "") + (f"[{j}]" if len(values) > 1 else "")
+                    xs, ys = series.setdefault(key, ([], []))
+                    xs.append(float(n))
+                    ys.append(max(float(v), 1e-12))
+        for i, (key, (xs, ys)) in enumerate(sorted(series.items())):
+            if key not in self.curves:
+                self.curves[key] = self.plot(pen=pg.mkPen(pg.intColor(i, hues=max(len(series), 3)), width=2), symbol="o", symbolSize=4, name=key)
+            self.curves[key].setData(xs, ys)
+
+
+class LOOView(QWidget):
+    """Leave-one-out predicted vs observed with 95 % bars, and its scores."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.label = QLabel("no surrogate yet")
+        layout.addWidget(self.label)
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "observed")
+        self.plot.setLabel("left", "LOO predicted")
+        layout.addWidget(self.plot, 1)
+        self.points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(80, 130, 200, 220))
+        self.bars = pg.ErrorBarItem(pen=pg.mkPen((80, 130, 200, 160)))
+        self.diagonal = pg.PlotDataItem(pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DashLine))
+        for item in (self.diagonal, self.bars, self.points):
+            self.plot.addItem(item)
+        self.data: Any = None
+
+    def update_loo(self, loo: Any) -> None:
+        if loo is None:
+            return
+        self.data = loo
+        self.points.setData(loo.observed, loo.mean)
+        self.bars.setData(x=loo.observed, y=loo.mean, height=2 * 1.96 * loo.sd)
+        lo = float(min(loo.observed.min(), loo.mean.min()))
+        hi = float(max(loo.observed.max(), loo.mean.max()))
+        self.diagonal.setData([lo, hi], [lo, hi])
+        self.label.setText(f"MLPD {loo.mlpd:.3f}   RMSE {loo.rmse:.4g}   95% coverage {loo.coverage95:.0%}   (n = {len(loo.observed)})")

@@ -1,0 +1,133 @@
+"""Drive the real window offscreen through the real engine threads."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from lla_studio.core.session import load_session, session_to_dict
+from lla_studio.gui.main_window import MainWindow, default_session_path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(recovery_path=tmp_path / "recovery.json", settings=settings)
+    w.ask_discard = lambda: True  # no modal dialog at teardown
+    qtbot.addWidget(w)
+    yield w
+    w.shutdown()
+
+
+def test_run_until_eight_trials_then_views_hold_data(window, qtbot, tmp_path):
+    window.run()
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.n_evaluated >= 10, timeout=120_000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.latest.status in ("paused", "finished"), timeout=5_000)
+    snap = window.latest
+    done = [t for t in snap.trials if t["status"] == "completed"]
+    assert len(done) >= 8
+    # convergence: one point per evaluated trial, best-so-far non-increasing
+    xs, ys = window.convergence.values.getData()
+    assert len(xs) == snap.n_evaluated
+    best = window.convergence.best_curve
+    assert np.all(np.diff(best) <= 0)
+    # the trials table mirrors the study
+    assert window.trials.rowCount() == len(snap.trials)
+    # surrogate views after the first fit: 1-D slice and 2-D maps of the right shapes
+    qtbot.waitUntil(lambda: window.slice_view.snapshot is not None and window.maps.snapshot is not None, timeout=60_000)
+    s = window.slice_view.snapshot
+    assert s.mean.shape == (120,) and s.sd.shape == (120,) and np.all(s.sd >= 0)
+    m = window.maps.snapshot
+    assert m.mean.shape == (60, 60) and m.acquisition.shape == (60, 60)
+    img = window.maps.images["mean"].image
+    assert img.shape == (60, 60) and np.isfinite(img).all()
+    assert len(window.hyper.curves) >= 2
+    assert window.loo.data is not None and len(window.loo.data.observed) >= 8
+    # autosave after completed trials
+    assert load_session(tmp_path / "recovery.json").trials
+
+
+def test_pause_answers_within_a_second(window, qtbot):
+    window.run()
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.n_evaluated >= 9, timeout=120_000)
+    start = time.perf_counter()
+    window.pause()
+    qtbot.waitUntil(lambda: window.latest.status == "paused", timeout=5_000)
+    assert time.perf_counter() - start < 1.0
+    n = window.latest.n_evaluated
+    qtbot.wait(800)
+    assert window.latest.n_evaluated == n
+
+
+def test_typed_value_reaches_the_study(qtbot, tmp_path):
+    doc = json.loads(default_session_path().read_text())
+    doc["objective"] = {"type": "manual", "direction": "minimize"}
+    path = tmp_path / "manual.json"
+    path.write_text(json.dumps(doc))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(path, settings=settings)
+    w.ask_discard = lambda: True
+    qtbot.addWidget(w)
+    try:
+        w.step()
+        qtbot.waitUntil(lambda: w.latest is not None and any(t["status"] == "proposed" for t in w.latest.trials), timeout=30_000)
+        qtbot.waitUntil(lambda: w.trials.rowCount() == 1, timeout=5_000)
+        value_col = w.trials.columnCount() - 2
+        w.trials.item(0, value_col).setText("4.25")
+        qtbot.waitUntil(lambda: w.latest.trials[0]["status"] == "completed", timeout=10_000)
+        assert w.latest.trials[0]["value"] == 4.25
+        # save, reopen and get an identical session
+        out = tmp_path / "saved.json"
+        assert w.save_to(out)
+        again = load_session(out)
+        assert session_to_dict(again) == session_to_dict(w.current_session())
+        w2 = MainWindow(out, settings=settings)
+        w2.ask_discard = lambda: True
+        qtbot.addWidget(w2)
+        try:
+            qtbot.waitUntil(lambda: w2.latest is not None, timeout=10_000)
+            assert session_to_dict(w2.current_session()) == session_to_dict(again)
+        finally:
+            w2.shutdown()
+    finally:
+        w.shutdown()
+
+
+def test_malformed_session_is_refused_and_current_kept(window, tmp_path):
+    bad = tmp_path / "bad.json"
+    doc = json.loads(default_session_path().read_text())
+    doc["version"] = 99
+    bad.write_text(json.dumps(doc))
+    before = window.session
+    assert not window.open_session(bad)
+    assert window.session is before
+    assert "newer" in window.errors[-1]
+
+
+def test_product_kernel_built_in_the_editor_reaches_the_session(window, qtbot):
+    ed = window.kernel_editor
+    assert window.kernel_text().startswith("matern52(x1, x2")
+    for key in list(ed.node_keys()):
+        ed.delete_node(key)
+    prod = ed.add_node("product")
+    a = ed.add_node("matern52")
+    b = ed.add_node("rbf")
+    ed.set_leaf_features(a, ["x1"])
+    ed.set_leaf_features(b, ["x2"])
+    with qtbot.waitSignal(ed.graph_changed, timeout=5_000):
+        ed.connect_nodes(a, prod)
+        ed.connect_nodes(b, prod)
+    qtbot.waitUntil(lambda: window.kernel_text() == "matern52(x1) * rbf(x2)", timeout=5_000)
+    assert window.dirty
+    # the engine now fits that kernel: run a step past the initial design and read the hyperparameters
+    window.run()
+    qtbot.waitUntil(lambda: window.latest is not None and len(window.latest.hyperparameters) >= 1, timeout=120_000)
+    window.pause()
+    names = set(window.latest.hyperparameters[-1][1])
+    assert any("kernels.0" in n for n in names) and any("kernels.1" in n for n in names)
