@@ -33,6 +33,7 @@ from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
+from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
 
 __all__ = ["MainWindow", "TrialsTable", "default_session_path"]
@@ -145,6 +146,10 @@ class MainWindow(QMainWindow):
         self.kernel_editor = KernelGraphEditor()
         self.kernel_editor.graph_changed.connect(self._kernel_edited)
         self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.posterior_lab = PosteriorLab()
+        lab = self.add_panel("Posterior lab", self.posterior_lab, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["2-D maps"], lab)
+        self.docks["2-D maps"].raise_()
         self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
         self.maps.params_changed.connect(lambda *_: self.request_surfaces())
 
@@ -405,6 +410,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         self.redraw.stop()
         self.kernel_editor.shutdown()
+        self.posterior_lab.shutdown()
         self.engine.shutdown()
 
 
