@@ -197,9 +197,17 @@ class MainWindow(QMainWindow):
                 w.addAction(a)
             return a
 
+        action("&New", self.new_session, QKeySequence.StandardKey.New)
         action("&Open…", self._open_dialog, QKeySequence.StandardKey.Open, (menu, tb))
+        self.recent_menu = menu.addMenu("Open &Recent")
+        self._fill_recent()
         action("&Save", self.save, QKeySequence.StandardKey.Save, (menu, tb))
         action("Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
+        action("&Export session…", self._export_session_dialog)
+        menu.addSeparator()
+        action("Export &plots…", self._export_plots_dialog)
+        action("&Import trials CSV…", self._import_trials_dialog)
+        action("Export &trials CSV…", self._export_trials_dialog)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = action("Run", self.run, "F5", (run_menu, tb))
         self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))
@@ -224,6 +232,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"cannot open {path}: {err}")
             return False
         self.set_session(session, Path(path))
+        self._remember(Path(path))
         return True
 
     def set_session(self, session: Session, path: Path | None = None) -> None:
@@ -268,6 +277,106 @@ class MainWindow(QMainWindow):
         graph = self.session.kernel or default_kernel(list(self.session.feature_map.feature_names))
         return format_kernel(graph)
 
+    def new_session(self) -> None:
+        """A fresh session from the default template (no trials, not yet saved)."""
+        if not self._confirm_discard():
+            return
+        session = load_session(default_session_path())
+        self.set_session(session.with_trials(()), None)
+
+    def _remember(self, path: Path) -> None:
+        recent = [str(Path(path).resolve())] + [p for p in self._recent() if p != str(Path(path).resolve())]
+        self.settings.setValue("recent", recent[:10])
+        self._fill_recent()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent") or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def _fill_recent(self) -> None:
+        if not hasattr(self, "recent_menu"):
+            return
+        self.recent_menu.clear()
+        for p in self._recent():
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self._confirm_discard() and self.open_session(Path(p)))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    def export_trials(self, path: Path) -> bool:
+        from lla_studio.core.session import write_text_atomic
+        from lla_studio.core.trials_io import trials_csv
+
+        session = self.current_session()
+        if session is None:
+            return False
+        try:
+            write_text_atomic(path, trials_csv(session))
+        except OSError as err:
+            self.show_error(f"cannot write {path}: {err}")
+            return False
+        return True
+
+    def import_trials(self, path: Path) -> int:
+        """Add the rows of a trials CSV to the study (measured rows completed, others pending)."""
+        from lla_studio.core.trials_io import parse_trials_csv
+
+        if self.session is None:
+            return 0
+        try:
+            rows = parse_trials_csv(Path(path).read_text(encoding="utf-8"), self.session.search_space)
+        except (OSError, UnicodeDecodeError, LLAStudioError) as err:
+            self.show_error(f"cannot import {path}: {err}")
+            return 0
+        for config, value in rows:
+            self.engine.add(config, value)
+        return len(rows)
+
+    def export_plots(self, folder: Path, fmt: str = "png") -> list[Path]:
+        """Write every plot as PNG or SVG (pyqtgraph exporters)."""
+        import pyqtgraph.exporters as exporters
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        items = {
+            "convergence": self.convergence.getPlotItem(),
+            "slice": self.slice_view.plot.getPlotItem(),
+            "slice_acquisition": self.slice_view.acq_plot.getPlotItem(),
+            "hyperparameters": self.hyper.getPlotItem(),
+            "leave_one_out": self.loo.plot.getPlotItem(),
+            "maps": self.maps.glw.scene(),
+        }
+        written = []
+        for name, item in items.items():
+            exporter = exporters.SVGExporter(item) if fmt == "svg" else exporters.ImageExporter(item)
+            target = folder / f"{name}.{fmt}"
+            exporter.export(str(target))
+            written.append(target)
+        return written
+
+    def _export_session_dialog(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export session", "", "LLA Studio sessions (*.json)")
+        session = self.current_session()
+        if name and session is not None:
+            try:
+                save_session(session, Path(name))
+            except (OSError, LLAStudioError) as err:
+                self.show_error(f"cannot export {name}: {err}")
+
+    def _export_plots_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export plots to folder")
+        if folder:
+            self.export_plots(Path(folder))
+
+    def _import_trials_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Import trials", "", "CSV (*.csv)")
+        if name:
+            self.import_trials(Path(name))
+
+    def _export_trials_dialog(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export trials", "", "CSV (*.csv)")
+        if name:
+            self.export_trials(Path(name))
+
     def _seed_changed(self, value: int) -> None:
         if self.session is not None and value != self.session.loop.seed:
             from dataclasses import replace
@@ -298,6 +407,7 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = Path(path)
         self.dirty = False
+        self._remember(Path(path))
         self._update_title()
         return True
 

@@ -131,3 +131,25 @@ def test_product_kernel_built_in_the_editor_reaches_the_session(window, qtbot):
     window.pause()
     names = set(window.latest.hyperparameters[-1][1])
     assert any("kernels.0" in n for n in names) and any("kernels.1" in n for n in names)
+
+
+def test_trials_csv_export_import_and_plot_export(window, qtbot, tmp_path):
+    window.run()
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.n_evaluated >= 9, timeout=120_000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.latest.status in ("paused", "finished"), timeout=5_000)
+    csv_path = tmp_path / "trials.csv"
+    assert window.export_trials(csv_path)
+    n_before = window.latest.n_evaluated
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "trial,status,x1,x2,value" and len(lines) >= n_before + 1
+    # importing the same measurements again adds them as manual, completed trials
+    assert window.import_trials(csv_path) == len(lines) - 1 - sum(1 for l in lines[1:] if ",failed," in l)
+    qtbot.waitUntil(lambda: window.latest.n_evaluated >= 2 * n_before, timeout=10_000)
+    assert sum(t["source"] == "manual" for t in window.latest.trials) >= n_before
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,x2,value\n1,abc,3\n")
+    assert window.import_trials(bad) == 0 and "row 2, column 'x2'" in window.errors[-1]
+    written = window.export_plots(tmp_path / "plots")
+    assert all(p.exists() and p.stat().st_size > 0 for p in written)
+    assert str(csv_path.parent) not in "".join(window._recent())  # only sessions are remembered
