@@ -471,12 +471,13 @@ class MainWindow(QMainWindow):
     def request_surfaces(self) -> None:
         if self.session is None:
             return
+        fixed = self.slice_view.fixed.values()  # {} = at the incumbent
         p = self.slice_view.combo.currentText()
         if p:
-            self._surface_ids["slice"] = self.engine.request_surface((p,), n=120)
+            self._surface_ids["slice"] = self.engine.request_surface((p,), fixed, n=120)
         a, b = self.maps.combo_a.currentText(), self.maps.combo_b.currentText()
         if a and b and a != b:
-            self._surface_ids["maps"] = self.engine.request_surface((a, b), n=60)
+            self._surface_ids["maps"] = self.engine.request_surface((a, b), fixed, n=60)
 
     def _drain(self) -> None:
         snap, self._pending_snapshot = self._pending_snapshot, None

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 __all__ = ["ConvergenceView", "HyperparameterView", "LOOView", "MapsView", "SliceView"]
 
@@ -46,6 +46,51 @@ class ConvergenceView(pg.PlotWidget):
         self.failed.setData(fx, np.full(len(fx), y0))
 
 
+class FixedValues(QWidget):
+    """Sliders that set the other parameters of a slice (unit-cube values); default: the incumbent."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.follow = QCheckBox("at the incumbent")
+        self.follow.setChecked(True)
+        self.follow.toggled.connect(self._toggled)
+        self.form.addRow(self.follow)
+        self.sliders: dict[str, QSlider] = {}
+
+    def set_parameters(self, names: list[str]) -> None:
+        for name in list(self.sliders):
+            self.form.removeRow(self.sliders.pop(name))
+        for name in names:
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setRange(0, 1000)
+            slider.setValue(500)
+            slider.setEnabled(not self.follow.isChecked())
+            slider.valueChanged.connect(lambda _v: self.changed.emit())
+            self.form.addRow(name, slider)
+            self.sliders[name] = slider
+
+    def _toggled(self, follow: bool) -> None:
+        for slider in self.sliders.values():
+            slider.setEnabled(not follow)
+        self.changed.emit()
+
+    def set_unit(self, name: str, u: float) -> None:
+        """Move one slider (e.g. to the incumbent) without emitting."""
+        slider = self.sliders[name]
+        slider.blockSignals(True)
+        slider.setValue(int(round(1000 * min(max(u, 0.0), 1.0))))
+        slider.blockSignals(False)
+
+    def values(self) -> dict[str, float]:
+        """Unit-cube values of the parameters the user fixed ({} while following the incumbent)."""
+        if self.follow.isChecked():
+            return {}
+        return {name: slider.value() / 1000 for name, slider in self.sliders.items()}
+
+
 class SliceView(QWidget):
     """Surrogate mean ± 2σ along one parameter, observations by distance, and the acquisition."""
 
@@ -60,6 +105,9 @@ class SliceView(QWidget):
         self.combo.currentTextChanged.connect(self.param_changed)
         row.addWidget(self.combo, 1)
         layout.addLayout(row)
+        self.fixed = FixedValues()
+        self.fixed.changed.connect(lambda: self.param_changed.emit(self.combo.currentText()))
+        layout.addWidget(self.fixed)
         self.plot = pg.PlotWidget()
         self.acq_plot = pg.PlotWidget()
         self.acq_plot.setMaximumHeight(160)
@@ -89,9 +137,13 @@ class SliceView(QWidget):
         if current in names:
             self.combo.setCurrentText(current)
         self.combo.blockSignals(False)
+        self.fixed.set_parameters(names)
 
     def update_surface(self, snap: Any, column: int) -> None:
         self.snapshot = snap
+        if len(snap.incumbent_u) and not self.fixed.values():
+            for j, name in enumerate(self.fixed.sliders):
+                self.fixed.set_unit(name, float(snap.incumbent_u[j]))
         x = snap.axes[0]
         self.mean.setData(x, snap.mean)
         self.upper.setData(x, snap.mean + 2 * snap.sd)

@@ -153,3 +153,19 @@ def test_trials_csv_export_import_and_plot_export(window, qtbot, tmp_path):
     written = window.export_plots(tmp_path / "plots")
     assert all(p.exists() and p.stat().st_size > 0 for p in written)
     assert str(csv_path.parent) not in "".join(window._recent())  # only sessions are remembered
+
+
+def test_slice_follows_sliders(window, qtbot):
+    window.run()
+    qtbot.waitUntil(lambda: window.slice_view.snapshot is not None, timeout=120_000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.latest.status in ("paused", "finished"), timeout=5_000)
+    window.slice_view.combo.setCurrentText("x1")
+    fixed = window.slice_view.fixed
+    fixed.follow.setChecked(False)
+    fixed.sliders["x2"].setValue(1000)  # x2 at its upper bound (15)
+    qtbot.waitUntil(lambda: window.slice_view.snapshot.incumbent_u[1] == 1.0, timeout=20_000)
+    at_top = window.slice_view.snapshot.mean.copy()
+    fixed.sliders["x2"].setValue(0)
+    qtbot.waitUntil(lambda: window.slice_view.snapshot.incumbent_u[1] == 0.0, timeout=20_000)
+    assert not np.allclose(at_top, window.slice_view.snapshot.mean)
