@@ -34,6 +34,7 @@ from lla_studio.core.session import Session, load_session, save_session
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
 from lla_studio.gui.posterior_lab import PosteriorLab
+from lla_studio.gui.search_space_editor import SearchSpaceEditor
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
 
 __all__ = ["MainWindow", "TrialsTable", "default_session_path"]
@@ -143,9 +144,14 @@ class MainWindow(QMainWindow):
         self.add_panel("2-D maps", self.maps, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.add_panel("Hyperparameters", self.hyper, Qt.DockWidgetArea.RightDockWidgetArea)
         self.add_panel("Leave-one-out", self.loo, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.space_editor = SearchSpaceEditor()
+        self.space_editor.space_changed.connect(self._space_edited)
+        self.space_editor.validity_changed.connect(self._set_runnable)
+        self.add_panel("Search space", self.space_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.kernel_editor = KernelGraphEditor()
         self.kernel_editor.graph_changed.connect(self._kernel_edited)
         self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
         self.posterior_lab = PosteriorLab()
         lab = self.add_panel("Posterior lab", self.posterior_lab, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["2-D maps"], lab)
@@ -248,8 +254,48 @@ class MainWindow(QMainWindow):
         self.seed.blockSignals(False)
         self.engine.load(session)
         features = list(session.feature_map.feature_names)
+        self.space_editor.set_space(session.search_space, features)
+        self._set_runnable(True)
         self.kernel_editor.set_features(features)
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
+        self._update_title()
+
+    def _set_runnable(self, ok: bool) -> None:
+        """Run and Step stay disabled while an editor holds an invalid value."""
+        for a in (self.run_action, self.step_action):
+            a.setEnabled(bool(ok))
+            a.setToolTip("" if ok else "fix the highlighted errors first")
+
+    def _space_edited(self, space: Any) -> None:
+        """A valid space from the table: re-derive the features and reload the study, trials kept."""
+        from dataclasses import replace
+
+        session = self.current_session()
+        if session is None or space == session.search_space:
+            return
+        try:
+            features = list(session.transforms.compile(space).feature_names)
+        except LLAStudioError as err:
+            self.space_editor.set_features([], f"transforms: {err}")
+            self._set_runnable(False)
+            return
+        self.space_editor.set_features(features)
+        self.kernel_editor.set_features(features)  # leaves over features that are gone get flagged
+        try:
+            new = replace(session, search_space=space)
+        except LLAStudioError as err:
+            self.space_editor.status.setText(str(err))
+            self.space_editor.status.setStyleSheet("color: #b00020;")
+            self._set_runnable(False)
+            return
+        self._set_runnable(True)
+        self.session = new
+        self.latest = None
+        self.dirty = True
+        names = list(space.names)
+        self.slice_view.set_parameters(names)
+        self.maps.set_parameters(names)
+        self.engine.load(new)
         self._update_title()
 
     def _kernel_edited(self, graph: Any) -> None:

@@ -169,3 +169,31 @@ def test_slice_follows_sliders(window, qtbot):
     fixed.sliders["x2"].setValue(0)
     qtbot.waitUntil(lambda: window.slice_view.snapshot.incumbent_u[1] == 0.0, timeout=20_000)
     assert not np.allclose(at_top, window.slice_view.snapshot.mean)
+
+
+def test_search_space_editor_validates_inline_and_flags_kernel_leaves(window, qtbot):
+    ed = window.space_editor
+    assert ed.table.rowCount() == 2 and ed.valid and window.run_action.isEnabled()
+    ed.set_cell(0, "low", "20")
+    assert not ed.valid and "needs low < high" in ed.error and 0 in ed.row_errors
+    assert "parameter 'x1'" in ed.table.item(0, 0).toolTip()
+    assert not window.run_action.isEnabled()
+    ed.set_cell(0, "low", "-5")
+    assert ed.valid and window.run_action.isEnabled()
+    # a new parameter reaches the session (and its default kernel)
+    ed.add_row()
+    qtbot.waitUntil(lambda: len(window.session.search_space) == 3, timeout=5_000)
+    assert window.session.search_space.names == ("x1", "x2", "p1")
+    assert [ed.features.item(i).text() for i in range(ed.features.count())] == ["x1", "x2", "p1"]
+    # with a kernel over x2, deleting x2 flags the leaf instead of dropping it, and the session keeps x2
+    ed2 = window.kernel_editor
+    assert ed2.set_text("matern52(x1) + rbf(x2)")
+    qtbot.waitUntil(lambda: window.kernel_text() == "matern52(x1) + rbf(x2)", timeout=5_000)
+    ed.remove_row(1)
+    assert any("x2" in msg for msg in ed2.errors().values())
+    assert "x2" in window.session.search_space.names
+    assert not window.run_action.isEnabled()
+    # conditions are typed as text
+    ed.add_row()
+    ed.set_cell(ed.table.rowCount() - 1, "condition", "ghost == 1")
+    assert "unknown parameter 'ghost'" in ed.error
