@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         self._pending_surfaces: dict[str, Any] = {}
         self._surface_ids = {"slice": 0, "maps": 0}
         self.errors: list[str] = []
+        self._drawn: dict[str, Any] = {}
 
         self.slice_view = SliceView()
         self.setCentralWidget(self.slice_view)
@@ -152,8 +153,11 @@ class MainWindow(QMainWindow):
         self.kernel_editor.graph_changed.connect(self._kernel_edited)
         self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
-        self.posterior_lab = PosteriorLab()
-        lab = self.add_panel("Posterior lab", self.posterior_lab, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # The posterior lab computes as soon as it exists: build it the first time its tab is shown,
+        # so it does not compete with a running study for the CPU unless the user asks for it.
+        self.posterior_lab: PosteriorLab | None = None
+        lab = self.add_panel("Posterior lab", QLabel("the posterior lab opens when this tab is shown"), Qt.DockWidgetArea.BottomDockWidgetArea)
+        lab.visibilityChanged.connect(self._posterior_lab_shown)
         self.tabifyDockWidget(self.docks["2-D maps"], lab)
         self.docks["2-D maps"].raise_()
         self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
@@ -259,6 +263,11 @@ class MainWindow(QMainWindow):
         self.kernel_editor.set_features(features)
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
         self._update_title()
+
+    def _posterior_lab_shown(self, visible: bool) -> None:
+        if visible and self.posterior_lab is None:
+            self.posterior_lab = PosteriorLab()
+            self.docks["Posterior lab"].setWidget(self.posterior_lab)
 
     def _set_runnable(self, ok: bool) -> None:
         """Run and Step stay disabled while an editor holds an invalid value."""
@@ -535,10 +544,17 @@ class MainWindow(QMainWindow):
                 self._update_title()
             minimize = self.session is None or self.session.objective.direction == "minimize"
             names = list(self.session.search_space.names) if self.session else []
-            self.trials.update_trials(snap.trials, names)
-            self.convergence.update_trials(snap.trials, minimize)
-            self.hyper.update_timeline(snap.hyperparameters)
-            self.loo.update_loo(snap.loo)
+            # redraw only what changed: each repaint of a pyqtgraph view costs tens of ms
+            if snap.trials != self._drawn.get("trials"):
+                self.trials.update_trials(snap.trials, names)
+                self.convergence.update_trials(snap.trials, minimize)
+                self._drawn["trials"] = snap.trials
+            if len(snap.hyperparameters) != self._drawn.get("n_fits"):
+                self.hyper.update_timeline(snap.hyperparameters)
+                self._drawn["n_fits"] = len(snap.hyperparameters)
+            if snap.loo is not None and snap.loo is not self._drawn.get("loo"):
+                self.loo.update_loo(snap.loo)
+                self._drawn["loo"] = snap.loo
             self.progress.setRange(0, max(snap.budget, 1))
             self.progress.setValue(min(snap.n_evaluated, snap.budget))
             best = "—" if math.isnan(snap.best_value) else f"{snap.best_value:.6g}"
@@ -567,7 +583,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         self.redraw.stop()
         self.kernel_editor.shutdown()
-        self.posterior_lab.shutdown()
+        if self.posterior_lab is not None:
+            self.posterior_lab.shutdown()
         self.engine.shutdown()
 
 
