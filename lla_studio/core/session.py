@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -296,10 +296,3 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
             pass
         raise
     return target
-
-
-def session_from_mapping_or_path(obj: Mapping[str, Any] | str | os.PathLike[str]) -> Session:
-    """Convenience for scripts: a dict or a file path."""
-    if isinstance(obj, Mapping):
-        return session_from_dict(obj)
-    return load_session(obj)

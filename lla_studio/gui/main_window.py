@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -587,6 +586,3 @@ class MainWindow(QMainWindow):
             self.posterior_lab.shutdown()
         self.engine.shutdown()
 
-
-def best_so_far(values: np.ndarray, minimize: bool = True) -> np.ndarray:
-    return np.minimum.accumulate(values) if minimize else np.maximum.accumulate(values)
