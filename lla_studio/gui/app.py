@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lla_studio.gui.main_window import MainWindow
 
@@ -16,11 +17,31 @@ def recovery_file() -> Path:
     return Path(base) / "recovery.json"
 
 
+def recovered_session(recovery: Path, ask: Callable[[], bool]) -> Path | None:
+    """The recovery file left by a run that did not close cleanly, if the user wants it back."""
+    if not recovery.is_file():
+        return None
+    if ask():
+        return recovery
+    recovery.unlink(missing_ok=True)
+    return None
+
+
+def _ask_recover() -> bool:
+    answer = QMessageBox.question(
+        None, "Recover session", "LLA Studio did not close cleanly last time. Open the autosaved session?",
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def run_app(session_path: Path | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LLA Studio")
     app.setOrganizationName("LLA Studio")
-    window = MainWindow(session_path, recovery_path=recovery_file())
+    recovery = recovery_file()
+    if session_path is None:
+        session_path = recovered_session(recovery, _ask_recover)
+    window = MainWindow(session_path, recovery_path=recovery)
     window.resize(1400, 900)
     window.show()
     return app.exec()

@@ -577,6 +577,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.shutdown()
+        if self.engine.worker.recovery_path is not None:  # a clean close: nothing to recover
+            self.engine.worker.recovery_path.unlink(missing_ok=True)
         event.accept()
 
     def shutdown(self) -> None:

@@ -197,3 +197,29 @@ def test_search_space_editor_validates_inline_and_flags_kernel_leaves(window, qt
     ed.add_row()
     ed.set_cell(ed.table.rowCount() - 1, "condition", "ghost == 1")
     assert "unknown parameter 'ghost'" in ed.error
+
+
+def test_recovery_file_is_offered_and_removed_on_clean_close(qtbot, tmp_path):
+    from lla_studio.gui.app import recovered_session
+
+    recovery = tmp_path / "recovery.json"
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(recovery_path=recovery, settings=settings)
+    w.ask_discard = lambda: True
+    qtbot.addWidget(w)
+    w.run()
+    qtbot.waitUntil(lambda: recovery.is_file(), timeout=60_000)
+    w.pause()
+    qtbot.waitUntil(lambda: w.latest.status in ("paused", "finished"), timeout=5_000)
+    # "crash": the window is gone without a clean close; the next start offers the autosave
+    w.shutdown()
+    saved = load_session(recovery)
+    assert recovered_session(recovery, ask=lambda: True) == recovery
+    w2 = MainWindow(recovery, recovery_path=tmp_path / "r2.json", settings=settings)
+    w2.ask_discard = lambda: True
+    qtbot.addWidget(w2)
+    qtbot.waitUntil(lambda: w2.latest is not None, timeout=10_000)
+    assert w2.current_session().trials == saved.trials
+    assert w2.close()
+    assert not (tmp_path / "r2.json").exists()
+    assert recovered_session(recovery, ask=lambda: False) is None and not recovery.exists()
