@@ -114,6 +114,7 @@ class StudyWorker(QObject):
         self.next_proposal: np.ndarray | None = None
         self.status = "idle"
         self.message = ""
+        self._handed_model: Any = None
 
     # ------------------------------------------------------------------ commands (queued slots)
     @Slot(object)
@@ -206,6 +207,7 @@ class StudyWorker(QObject):
             self.rounds_left -= 1
         if reason in ("budget", "cancelled", "waiting") or (self.rounds_left is not None and self.rounds_left <= 0):
             self.running = False
+            self._hand_out_model()  # e.g. paused between the fit and the acquisition
             self.status = {"budget": "finished", "cancelled": "paused", "waiting": "waiting"}.get(reason or "", "idle")
             self._emit()
             self.finished.emit(self.status)
@@ -224,9 +226,7 @@ class StudyWorker(QObject):
             self.message = f"surrogate fit failed: {event.reason}; space-filling proposal instead"
         elif isinstance(event, AcquisitionOptimized):
             self.next_proposal = np.asarray(event.candidates[0]).copy()
-            if study.last_fit is not None and study.last_fit.model is not None:
-                U, Y = study.training_data()
-                self.model_ready.emit((study.last_fit.model, U, Y, study.minimize))
+            self._hand_out_model()
         elif isinstance(event, TrialProposed):
             self.status = "evaluating"
             self._emit()
@@ -237,6 +237,17 @@ class StudyWorker(QObject):
         elif isinstance(event, StudyFinished):
             return event.reason
         return None
+
+    def _hand_out_model(self) -> None:
+        """Give the newest fitted model to the surface worker once this thread is done with it."""
+        study = self.study
+        if study is None or study.last_fit is None or study.last_fit.model is None:
+            return
+        if study.last_fit.model is self._handed_model:
+            return
+        self._handed_model = study.last_fit.model
+        U, Y = study.training_data()
+        self.model_ready.emit((study.last_fit.model, U, Y, study.minimize))
 
     def _loo(self, model: Any) -> LOOSnapshot | None:
         from lla_studio.core.diagnostics import loo_closed_form

@@ -15,6 +15,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -222,6 +223,12 @@ class MainWindow(QMainWindow):
         self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))
         self.step_action = action("Step", self.step, "F10", (run_menu, tb))
         self.stop_action = action("Stop", self.pause, "Shift+F5", (run_menu, tb))
+        tb.addWidget(QLabel(" surrogate "))
+        self.surrogate_combo = QComboBox()
+        self.surrogate_combo.addItems(["gp", "lla"])
+        self.surrogate_combo.setToolTip("exact GP with the kernel graph, or a linearized Laplace approximation of an MLP")
+        self.surrogate_combo.currentTextChanged.connect(self._surrogate_changed)
+        tb.addWidget(self.surrogate_combo)
         tb.addWidget(QLabel(" budget "))
         self.budget = QSpinBox()
         self.budget.setRange(1, 100000)
@@ -252,6 +259,9 @@ class MainWindow(QMainWindow):
         self.slice_view.set_parameters(names)
         self.maps.set_parameters(names)
         self.budget.setValue(session.loop.budget)
+        self.surrogate_combo.blockSignals(True)
+        self.surrogate_combo.setCurrentText(session.surrogate.type)
+        self.surrogate_combo.blockSignals(False)
         self.seed.blockSignals(True)
         self.seed.setValue(session.loop.seed)
         self.seed.blockSignals(False)
@@ -261,6 +271,23 @@ class MainWindow(QMainWindow):
         self._set_runnable(True)
         self.kernel_editor.set_features(features)
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
+        self._update_title()
+
+    def _surrogate_changed(self, kind: str) -> None:
+        """Switch between GP and LLA (default network: 2 x 50 tanh MLP); trials are kept."""
+        from dataclasses import replace
+
+        from lla_studio.core.specs import SurrogateSpec
+
+        session = self.current_session()
+        if session is None or kind == session.surrogate.type:
+            return
+        options = {} if kind == "gp" else {"network": {"network": "mlp", "widths": [50, 50], "activation": "tanh"}}
+        new = replace(session, surrogate=SurrogateSpec(kind, options))
+        self.session = new
+        self.latest = None
+        self.dirty = True
+        self.engine.load(new)
         self._update_title()
 
     def _posterior_lab_shown(self, visible: bool) -> None:

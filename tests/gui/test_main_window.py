@@ -223,3 +223,14 @@ def test_recovery_file_is_offered_and_removed_on_clean_close(qtbot, tmp_path):
     assert w2.close()
     assert not (tmp_path / "r2.json").exists()
     assert recovered_session(recovery, ask=lambda: False) is None and not recovery.exists()
+
+
+def test_switching_to_the_lla_surrogate(window, qtbot):
+    window.surrogate_combo.setCurrentText("lla")
+    assert window.session.surrogate.type == "lla"
+    window.run()
+    qtbot.waitUntil(lambda: window.latest is not None and len(window.latest.hyperparameters) >= 1, timeout=120_000)
+    window.pause()
+    assert set(window.latest.hyperparameters[-1][1]) == {"prior_precision", "noise_std"}
+    qtbot.waitUntil(lambda: window.slice_view.snapshot is not None, timeout=60_000)
+    assert np.all(np.isfinite(window.slice_view.snapshot.mean))
