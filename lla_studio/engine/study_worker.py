@@ -37,6 +37,7 @@ from lla_studio.core.study import (
     TrialProposed,
 )
 from lla_studio.core.surface import SurfaceRequest, SurfaceSnapshot, compute_surface
+from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
 
 __all__ = ["StudyEngine", "StudySnapshot", "SurfaceWorker", "StudyWorker"]
 
@@ -384,6 +385,8 @@ class StudyEngine(QObject):
         self.worker.model_ready.connect(self.surface_worker.set_model)
         self.surface_worker.surface.connect(self.surface)
         self.surface_worker.failed.connect(self.failed)
+        _acquire_gui_thread_gc()  # GC from worker threads can finalize GUI-thread Qt objects
+        self._gc_held = True
         self.thread.start()
         self.surface_thread.start()
         self.latest_surface_request = 0
@@ -424,3 +427,6 @@ class StudyEngine(QObject):
         for t in (self.thread, self.surface_thread):
             t.quit()
             t.wait(10_000)
+        if self._gc_held:
+            self._gc_held = False
+            _release_gui_thread_gc()
