@@ -11,7 +11,6 @@ import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lla_studio import __version__
 from lla_studio.core.errors import LLAStudioError
@@ -61,17 +60,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_cell(value: Any) -> str:
-    """CSV text of one configuration value: empty for inactive, ``true``/``false`` for booleans."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
     from lla_studio.core.session import load_session
 
@@ -81,6 +69,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from lla_studio.core.runner import format_cell
     from lla_studio.core.session import load_session
 
     if args.n < 0:

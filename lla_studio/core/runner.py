@@ -24,10 +24,11 @@ from typing import Any, TextIO
 from lla_studio.core.errors import SessionError, StudyError
 from lla_studio.core.session import Session, load_session, save_session, write_text_atomic
 
-__all__ = ["cross_validate_kernels", "run_headless", "trials_csv"]
+__all__ = ["cross_validate_kernels", "format_cell", "run_headless", "trials_csv"]
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """CSV text of one configuration value: empty for inactive, ``true``/``false`` for booleans."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -44,7 +45,7 @@ def trials_csv(session: Session) -> str:
     names = list(session.search_space.names)
     writer.writerow(["trial", "status", *names, "value"])
     for t in session.trials:
-        writer.writerow([t.id, t.status, *(_cell(t.config.get(n)) for n in names), _cell(t.value)])
+        writer.writerow([t.id, t.status, *(format_cell(t.config.get(n)) for n in names), format_cell(t.value)])
     return buf.getvalue()
 
 

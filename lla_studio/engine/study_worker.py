@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from lla_studio.core.diagnostics import LOOResult, loo_closed_form
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.session import Session, save_session
 from lla_studio.core.study import (
@@ -55,16 +56,6 @@ def _init_threads() -> None:
 
 
 @dataclass(frozen=True)
-class LOOSnapshot:
-    observed: np.ndarray
-    mean: np.ndarray
-    sd: np.ndarray
-    mlpd: float
-    rmse: float
-    coverage95: float
-
-
-@dataclass(frozen=True)
 class StudySnapshot:
     """Everything the views need after an engine step (plain data only).
 
@@ -88,7 +79,7 @@ class StudySnapshot:
     budget: int
     status: str
     hyperparameters: tuple[tuple[int, dict[str, list[float]]], ...] = ()
-    loo: LOOSnapshot | None = None
+    loo: LOOResult | None = None
     next_proposal: np.ndarray | None = None
     message: str = ""
     session: Session | None = field(default=None, repr=False, compare=False)
@@ -111,7 +102,7 @@ class StudyWorker(QObject):
         self.budget: int | None = None
         self.recovery_path = recovery_path
         self.timeline: list[tuple[int, dict[str, list[float]]]] = []
-        self.loo: LOOSnapshot | None = None
+        self.loo: LOOResult | None = None
         self.next_proposal: np.ndarray | None = None
         self.status = "idle"
         self.message = ""
@@ -250,14 +241,11 @@ class StudyWorker(QObject):
         U, Y = study.training_data()
         self.model_ready.emit((study.last_fit.model, U, Y, study.minimize))
 
-    def _loo(self, model: Any) -> LOOSnapshot | None:
-        from lla_studio.core.diagnostics import loo_closed_form
-
+    def _loo(self, model: Any) -> LOOResult | None:
         try:
-            r = loo_closed_form(model)
-        except Exception:  # LOO is a diagnostic: never stop the loop for it
+            return loo_closed_form(model)
+        except Exception:  # LOO is a diagnostic (GP only): never stop the loop for it
             return None
-        return LOOSnapshot(r.observed, r.mean, r.sd, r.mlpd, r.rmse, r.coverage95)
 
     def _autosave(self) -> None:
         if self.recovery_path is not None and self.study is not None:
