@@ -1,4 +1,4 @@
-"""GUI latency: event-loop stalls during a GP run of the Branin session, and surface redraw time.
+"""GUI latency: event-loop stalls during a GP (or LLA) run of the Branin session, and surface redraw time.
 
 Run: ``QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py [--redraws 200] [--until 12]``
 
@@ -33,7 +33,7 @@ GOAL_STALL_P99_MS = 50.0
 GOAL_REDRAW_MS = 10.0
 
 
-def measure_stalls(app: QApplication, until: int, tmp: Path) -> np.ndarray:
+def measure_stalls(app: QApplication, until: int, tmp: Path, surrogate: str = "gp") -> np.ndarray:
     from lla_studio.gui.main_window import MainWindow
 
     settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
@@ -41,6 +41,8 @@ def measure_stalls(app: QApplication, until: int, tmp: Path) -> np.ndarray:
     w.ask_discard = lambda: True
     w.resize(1400, 900)
     w.show()
+    if surrogate != w.session.surrogate.type:
+        w.surrogate_combo.setCurrentText(surrogate)
     stamps: list[float] = []
     beat = QTimer()
     beat.setTimerType(Qt.TimerType.PreciseTimer)
@@ -99,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--until", type=int, default=12, help="stop the stall measurement at this many evaluated trials")
     ap.add_argument("--redraws", type=int, default=200)
+    ap.add_argument("--surrogate", choices=("gp", "lla"), default="gp", help="surrogate of the Branin session during the run")
     args = ap.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as d:
-        stalls = measure_stalls(app, args.until, Path(d))
+        stalls = measure_stalls(app, args.until, Path(d), args.surrogate)
     redraw = measure_redraw(app, args.redraws)
     p50, p90, p99 = np.percentile(stalls, [50, 90, 99])
     rmed = float(np.median(redraw))
-    print(f"event-loop stalls during a GP Branin run (heartbeat {PERIOD_MS} ms, {len(stalls)} gaps, stall = gap - period)")
+    print(f"event-loop stalls during a {args.surrogate.upper()} Branin run (heartbeat {PERIOD_MS} ms, {len(stalls)} gaps, stall = gap - period)")
     print(f"surface redraw: 100x100 float32 setImage + processEvents, {len(redraw)} redraws (p90 {np.percentile(redraw, 90):.2f} ms, max {redraw.max():.2f} ms)")
     print()
     rows = [

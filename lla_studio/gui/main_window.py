@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDockWidget,
+    QSizePolicy,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -35,6 +36,7 @@ from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
 from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
+from lla_studio.gui.surrogate_editor import SurrogateEditor
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
 
 __all__ = ["MainWindow", "TrialsTable", "default_session_path"]
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
         self._surface_ids = {"slice": 0, "maps": 0}
         self.errors: list[str] = []
         self._drawn: dict[str, Any] = {}
+        self._redraws: dict[str, Any] = {}  # view -> its newest update, drawn one per tick
 
         self.slice_view = SliceView()
         self.setCentralWidget(self.slice_view)
@@ -147,12 +150,18 @@ class MainWindow(QMainWindow):
         self.add_panel("Leave-one-out", self.loo, Qt.DockWidgetArea.RightDockWidgetArea)
         self.space_editor = SearchSpaceEditor()
         self.space_editor.space_changed.connect(self._space_edited)
-        self.space_editor.validity_changed.connect(self._set_runnable)
+        self.space_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
         self.add_panel("Search space", self.space_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.kernel_editor = KernelGraphEditor()
         self.kernel_editor.graph_changed.connect(self._kernel_edited)
         self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
+        self.surrogate_editor = SurrogateEditor()
+        self.surrogate_editor.spec_changed.connect(self._surrogate_edited)
+        self.surrogate_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
+        self.add_panel("Surrogate", self.surrogate_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Kernel graph"], self.docks["Surrogate"])
+        self.docks["Search space"].raise_()
         # The posterior lab computes as soon as it exists: build it the first time its tab is shown,
         # so it does not compete with a running study for the CPU unless the user asks for it.
         self.posterior_lab: PosteriorLab | None = None
@@ -165,6 +174,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self.status_label = QLabel("idle")
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # no relayout per update
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.statusBar().addWidget(self.status_label, 1)
@@ -227,7 +237,10 @@ class MainWindow(QMainWindow):
         self.surrogate_combo = QComboBox()
         self.surrogate_combo.addItems(["gp", "lla"])
         self.surrogate_combo.setToolTip("exact GP with the kernel graph, or a linearized Laplace approximation of an MLP")
-        self.surrogate_combo.currentTextChanged.connect(self._surrogate_changed)
+        # a quick switch that drives the Surrogate panel (which owns the network and its settings)
+        self.surrogate_combo.currentTextChanged.connect(
+            lambda kind: self.surrogate_editor.type_combo.setCurrentIndex(self.surrogate_editor.type_combo.findData(kind))
+        )
         tb.addWidget(self.surrogate_combo)
         tb.addWidget(QLabel(" budget "))
         self.budget = QSpinBox()
@@ -255,6 +268,8 @@ class MainWindow(QMainWindow):
         self.session = session
         self.session_path = path
         self.dirty = False
+        self._redraws.clear()  # nothing of the previous session is drawn any more
+        self._pending_surfaces.clear()
         names = list(session.search_space.names)
         self.slice_view.set_parameters(names)
         self.maps.set_parameters(names)
@@ -268,22 +283,27 @@ class MainWindow(QMainWindow):
         self.engine.load(session)
         features = list(session.feature_map.feature_names)
         self.space_editor.set_space(session.search_space, features)
-        self._set_runnable(True)
+        self.surrogate_editor.set_spec(session.surrogate, len(features))
+        self._refresh_runnable()
         self.kernel_editor.set_features(features)
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
         self._update_title()
 
-    def _surrogate_changed(self, kind: str) -> None:
-        """Switch between GP and LLA (default network: 2 x 50 tanh MLP); trials are kept."""
+    def _surrogate_edited(self, spec: Any) -> None:
+        """A valid surrogate from the Surrogate panel becomes the session's (trials kept)."""
         from dataclasses import replace
 
-        from lla_studio.core.specs import SurrogateSpec
-
+        self.surrogate_combo.blockSignals(True)
+        self.surrogate_combo.setCurrentText(spec.type)
+        self.surrogate_combo.blockSignals(False)
         session = self.current_session()
-        if session is None or kind == session.surrogate.type:
+        if session is None or spec == session.surrogate:
             return
-        options = {} if kind == "gp" else {"network": {"network": "mlp", "widths": [50, 50], "activation": "tanh"}}
-        new = replace(session, surrogate=SurrogateSpec(kind, options))
+        try:
+            new = replace(session, surrogate=spec)
+        except LLAStudioError as err:
+            self.show_error(str(err))
+            return
         self.session = new
         self.latest = None
         self.dirty = True
@@ -294,6 +314,9 @@ class MainWindow(QMainWindow):
         if visible and self.posterior_lab is None:
             self.posterior_lab = PosteriorLab()
             self.docks["Posterior lab"].setWidget(self.posterior_lab)
+
+    def _refresh_runnable(self) -> None:
+        self._set_runnable(self.space_editor.valid and self.surrogate_editor.valid)
 
     def _set_runnable(self, ok: bool) -> None:
         """Run and Step stay disabled while an editor holds an invalid value."""
@@ -316,6 +339,7 @@ class MainWindow(QMainWindow):
             return
         self.space_editor.set_features(features)
         self.kernel_editor.set_features(features)  # leaves over features that are gone get flagged
+        self.surrogate_editor.set_feature_count(len(features))
         try:
             new = replace(session, search_space=space)
         except LLAStudioError as err:
@@ -323,7 +347,7 @@ class MainWindow(QMainWindow):
             self.space_editor.status.setStyleSheet("color: #b00020;")
             self._set_runnable(False)
             return
-        self._set_runnable(True)
+        self._refresh_runnable()
         self.session = new
         self.latest = None
         self.dirty = True
@@ -561,6 +585,12 @@ class MainWindow(QMainWindow):
             self._surface_ids["maps"] = self.engine.request_surface((a, b), fixed, n=60)
 
     def _drain(self) -> None:
+        """Take the newest snapshot and surfaces, then redraw at most one view.
+
+        Qt repaints every dirty widget of the window in one go, and one pyqtgraph view costs
+        5-20 ms to update and repaint; all of them at once stalled the event loop > 100 ms. So the
+        changed views are queued (newest data per view) and drawn one per timer tick (~30 Hz).
+        """
         snap, self._pending_snapshot = self._pending_snapshot, None
         if snap is not None:
             had_fit = self.latest is not None and len(self.latest.hyperparameters)
@@ -570,31 +600,44 @@ class MainWindow(QMainWindow):
                 self._update_title()
             minimize = self.session is None or self.session.objective.direction == "minimize"
             names = list(self.session.search_space.names) if self.session else []
-            # redraw only what changed: each repaint of a pyqtgraph view costs tens of ms
             if snap.trials != self._drawn.get("trials"):
-                self.trials.update_trials(snap.trials, names)
-                self.convergence.update_trials(snap.trials, minimize)
+                trials = snap.trials
+                self._redraws["trials"] = lambda: self.trials.update_trials(trials, names)
+                self._redraws["convergence"] = lambda: self.convergence.update_trials(trials, minimize)
                 self._drawn["trials"] = snap.trials
-            if len(snap.hyperparameters) != self._drawn.get("n_fits"):
-                self.hyper.update_timeline(snap.hyperparameters)
-                self._drawn["n_fits"] = len(snap.hyperparameters)
-            if snap.loo is not None and snap.loo is not self._drawn.get("loo"):
-                self.loo.update_loo(snap.loo)
-                self._drawn["loo"] = snap.loo
+            n_fits = len(snap.hyperparameters)
+            if n_fits != self._drawn.get("n_fits"):
+                timeline = snap.hyperparameters
+                self._redraws["hyper"] = lambda: self.hyper.update_timeline(timeline)
+                self._drawn["n_fits"] = n_fits
+            if snap.loo is not None and n_fits != self._drawn.get("loo_fit"):
+                loo = snap.loo
+                self._redraws["loo"] = lambda: self.loo.update_loo(loo)
+                self._drawn["loo_fit"] = n_fits
             self.progress.setRange(0, max(snap.budget, 1))
             self.progress.setValue(min(snap.n_evaluated, snap.budget))
             best = "—" if math.isnan(snap.best_value) else f"{snap.best_value:.6g}"
             self.status_label.setText(f"trial {snap.n_evaluated}/{snap.budget}   best {best}   engine: {snap.status}")
-            if len(snap.hyperparameters) and len(snap.hyperparameters) != had_fit:
+            if n_fits and n_fits != had_fit:
                 self.request_surfaces()
         space = self.session.search_space if self.session else None
         s = self._pending_surfaces.pop("slice", None)
         if s is not None and space is not None:
-            self.slice_view.update_surface(s, space.index(s.params[0]))
+            index = space.index(s.params[0])
+            self._redraws["slice"] = lambda: self.slice_view.update_surface(s, index)
         m = self._pending_surfaces.pop("maps", None)
         if m is not None and space is not None:
             proposal = self.latest.next_proposal if self.latest is not None else None
-            self.maps.update_surface(m, (space.index(m.params[0]), space.index(m.params[1])), proposal)
+            pair = (space.index(m.params[0]), space.index(m.params[1]))
+            for key in self.maps.MAPS:  # one map per tick: each repaint of the three costs ~15 ms
+                self._redraws[f"maps:{key}"] = lambda key=key: self.maps.update_surface(m, pair, proposal, (key,))
+        if self._redraws:
+            key = next(iter(self._redraws))
+            self._redraws.pop(key)()
+
+    def pending_redraws(self) -> int:
+        """How many views still wait for their newest data (drawn one per ~33 ms tick)."""
+        return len(self._redraws) + (self._pending_snapshot is not None) + len(self._pending_surfaces)
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
@@ -604,8 +647,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.shutdown()
-        if self.engine.worker.recovery_path is not None:  # a clean close: nothing to recover
-            self.engine.worker.recovery_path.unlink(missing_ok=True)
+        if self.engine.recovery_path is not None:  # a clean close: nothing to recover
+            self.engine.recovery_path.unlink(missing_ok=True)
         event.accept()
 
     def shutdown(self) -> None:

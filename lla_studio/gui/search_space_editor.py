@@ -70,6 +70,18 @@ def _num(text: str) -> Any:
     return v
 
 
+def report_validity(editor: Any, message: str) -> None:
+    """Show an editor's validation ``message`` ("" = valid) in its status label, set its
+    ``valid``/``error`` attributes and emit ``validity_changed`` when validity flipped."""
+    was = editor.valid
+    editor.valid = not message
+    editor.error = message
+    editor.status.setText(message)
+    editor.status.setStyleSheet("color: #b00020;" if message else "")
+    if was != editor.valid:
+        editor.validity_changed.emit(editor.valid)
+
+
 class SearchSpaceEditor(QWidget):
     """Editable parameter table; emits ``space_changed(SearchSpace)`` for every valid state."""
 
@@ -243,10 +255,4 @@ class SearchSpaceEditor(QWidget):
                 item.setBackground(QColor(255, 205, 205) if bad else QColor(Qt.GlobalColor.white))
                 item.setToolTip(errors.get(r, ""))
         self._loading = False
-        was = self.valid
-        self.valid = not message
-        self.error = message
-        self.status.setText(message)
-        self.status.setStyleSheet("color: #b00020;" if message else "")
-        if was != self.valid:
-            self.validity_changed.emit(self.valid)
+        report_validity(self, message)

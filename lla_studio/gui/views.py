@@ -7,11 +7,20 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 __all__ = ["ConvergenceView", "HyperparameterView", "LOOView", "MapsView", "SliceView"]
 
 pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+
+AXIS_WIDTH = 56  # px
+
+
+def fixed_axis_width(plot: Any, width: int = AXIS_WIDTH) -> None:
+    """Give a plot's left axis a fixed width: otherwise every change of the tick labels' width
+    re-lays out the plot and repaints it twice (a measurable stall during a run)."""
+    item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
+    item.getAxis("left").setWidth(width)
 
 
 class ConvergenceView(pg.PlotWidget):
@@ -21,6 +30,7 @@ class ConvergenceView(pg.PlotWidget):
         super().__init__(parent)
         self.setLabel("bottom", "trial")
         self.setLabel("left", "value")
+        fixed_axis_width(self)
         self.addLegend(offset=(-10, 10))
         self.values = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(80, 130, 200, 200), name="value")
         self.best = pg.PlotDataItem(pen=pg.mkPen((220, 90, 40), width=2), stepMode=None, name="best so far")
@@ -114,6 +124,8 @@ class SliceView(QWidget):
         self.acq_plot.setXLink(self.plot)
         self.plot.setLabel("left", "surrogate")
         self.acq_plot.setLabel("left", "log EI")
+        fixed_axis_width(self.plot)
+        fixed_axis_width(self.acq_plot)
         layout.addWidget(self.plot, 3)
         layout.addWidget(self.acq_plot, 1)
         self.mean = pg.PlotDataItem(pen=pg.mkPen((30, 90, 180), width=2))
@@ -150,7 +162,8 @@ class SliceView(QWidget):
         self.lower.setData(x, snap.mean - 2 * snap.sd)
         self.acq.setData(x, snap.acquisition)
         self.argmax.setValue(float(x[int(np.argmax(snap.acquisition))]))
-        self.plot.setLabel("bottom", snap.params[0])
+        if self.plot.getAxis("bottom").labelText != snap.params[0]:  # a new label re-lays out the plot
+            self.plot.setLabel("bottom", snap.params[0])
         if len(snap.observed_y):
             scale = max(float(np.max(snap.distance)), 1e-9)
             alpha = (255 * (1 - 0.85 * snap.distance / scale)).astype(int)
@@ -193,10 +206,12 @@ class MapsView(QWidget):
             (("mean", "mean", "viridis"), ("sd", "standard deviation", "magma"), ("acquisition", "log EI", "cividis"))
         ):
             plot = self.glw.addPlot(row=0, col=2 * col, title=title)
+            fixed_axis_width(plot, 44)
             img = pg.ImageItem(axisOrder="row-major")
             plot.addItem(img)
             bar = pg.ColorBarItem(colorMap=pg.colormap.get(cmap), interactive=False, width=12)
             bar.setImageItem(img, insert_in=None)
+            bar.getAxis("right").setWidth(46)  # new levels must not re-lay out the row of maps
             self.glw.addItem(bar, row=0, col=2 * col + 1)
             obs = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen("k"))
             inc = pg.ScatterPlotItem(size=14, symbol="star", brush=pg.mkBrush(255, 200, 0), pen=pg.mkPen("k"))
@@ -216,10 +231,13 @@ class MapsView(QWidget):
             combo.setCurrentIndex(min(default, len(names) - 1) if current not in names else names.index(current))
             combo.blockSignals(False)
 
-    def update_surface(self, snap: Any, columns: tuple[int, int], proposal: np.ndarray | None) -> None:
+    MAPS = ("mean", "sd", "acquisition")
+
+    def update_surface(self, snap: Any, columns: tuple[int, int], proposal: np.ndarray | None, keys: tuple[str, ...] = MAPS) -> None:
+        """Draw the maps ``keys`` of ``snap`` (the window draws one map per tick to keep repaints short)."""
         self.snapshot = snap
         xa, xb = snap.axes
-        for key in ("mean", "sd", "acquisition"):
+        for key in keys:
             data = np.ascontiguousarray(getattr(snap, key), dtype=np.float32)
             data = np.nan_to_num(data)
             lo, hi = float(data.min()), float(data.max())
@@ -250,6 +268,7 @@ class HyperparameterView(pg.PlotWidget):
         self.setLabel("bottom", "training points")
         self.setLabel("left", "value")
         self.setLogMode(y=True)
+        fixed_axis_width(self)
         self.legend = self.addLegend(offset=(-10, 10))
         self.curves: dict[str, pg.PlotDataItem] = {}
 
@@ -277,10 +296,14 @@ class LOOView(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.label = QLabel("no surrogate yet")
+        # text of changing length must not change the dock's minimum size: that re-lays out and
+        # repaints every dock of the window (hundreds of ms)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.label)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "observed")
         self.plot.setLabel("left", "LOO predicted")
+        fixed_axis_width(self.plot)
         layout.addWidget(self.plot, 1)
         self.points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(80, 130, 200, 220))
         self.bars = pg.ErrorBarItem(pen=pg.mkPen((80, 130, 200, 160)))

@@ -234,3 +234,23 @@ def test_switching_to_the_lla_surrogate(window, qtbot):
     assert set(window.latest.hyperparameters[-1][1]) == {"prior_precision", "noise_std"}
     qtbot.waitUntil(lambda: window.slice_view.snapshot is not None, timeout=60_000)
     assert np.all(np.isfinite(window.slice_view.snapshot.mean))
+
+
+def test_surrogate_panel_edits_the_network_and_gates_run(window, qtbot):
+    editor = window.surrogate_editor
+    window.surrogate_combo.setCurrentText("lla")
+    assert editor.type_combo.currentData() == "lla"
+    editor.widths.setText("0, 50")  # zero width: refused inline, Run disabled, session untouched
+    assert not editor.valid and not window.run_action.isEnabled()
+    assert "width" in editor.widths.toolTip()
+    assert window.session.surrogate.options["network"]["widths"] == (50, 50)
+    editor.widths.setText("32, 32, 32")
+    editor.mlp_activation.setCurrentIndex(editor.mlp_activation.findData("relu"))
+    assert editor.valid and window.run_action.isEnabled()
+    net = window.session.surrogate.options["network"]
+    assert (tuple(net["widths"]), net["activation"]) == ((32, 32, 32), "relu")
+    assert window.dirty
+    window.run()  # the edited network is the one fitted: one fit, then look at its timeline entry
+    qtbot.waitUntil(lambda: window.latest is not None and len(window.latest.hyperparameters) >= 1, timeout=120_000)
+    window.pause()
+    assert window.latest.session.surrogate.options["network"]["activation"] == "relu"

@@ -1,0 +1,421 @@
+"""The study loop in its own process: no Qt here, only the core and a pipe.
+
+Why a process: fitting and acquisition optimization are Python-heavy (BoTorch, gpytorch, scipy
+callbacks). On a thread of the GUI process they hold the GIL for most of every millisecond, and
+every paint of a pyqtgraph view (itself Python) then waits for GIL hand-offs: we measured 100-360 ms
+event-loop stalls with the study on a QThread. In a child process the GUI's interpreter is free.
+
+:func:`serve` runs in the child (started with the ``spawn`` method by
+:class:`lla_studio.engine.study_worker.StudyEngine`). It reads commands from the pipe on a reader
+thread, runs the study one round (ask + evaluate) at a time on its main thread, answering commands
+between rounds, and computes slices/maps of the newest model on a third thread (newest request per
+kind wins). Everything it sends back is plain data: :class:`StudySnapshot`,
+:class:`~lla_studio.core.surface.SurfaceSnapshot`, strings.
+
+Messages to the child: ``("load", Session)``, ``("run", budget)``, ``("step",)``, ``("pause",)``,
+``("tell", id, value)``, ``("reject", id, reason)``, ``("add", config, value)``,
+``("surface", SurfaceRequest)``, ``("exit",)``. A ``pause`` cancels the running fit at once (the
+reader thread sets the cancel token that fits and optimizers poll).
+
+Messages from the child: ``("snapshot", StudySnapshot)``, ``("surface", SurfaceSnapshot)``,
+``("failed", str)``, ``("finished", status)``.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import math
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StudySnapshot", "serve", "snapshot_of_session"]
+
+# Our frozen objects keep mappings read-only (MappingProxyType), which pickle does not know.
+def _mappingproxy(items: dict[Any, Any]) -> MappingProxyType:
+    return MappingProxyType(items)
+
+
+copyreg.pickle(MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
+
+
+@dataclass(frozen=True)
+class StudySnapshot:
+    """Everything the views need after an engine step (plain data only).
+
+    Attributes:
+        trials: One dict per trial: ``id, status, config, value, message, source``.
+        best_value: Best value so far (NaN before the first completed trial).
+        n_evaluated: Completed + failed trials.
+        budget: The loop's budget.
+        status: What the engine is doing (``idle``, ``starting``, ``fitting``, ``optimizing``,
+            ``evaluating``, ``paused``, ``finished``, ``waiting``, ``error``).
+        hyperparameters: Timeline: ``(n_train, {name: values})`` per fit.
+        loo: Leave-one-out of the latest GP fit, or None.
+        next_proposal: Encoding of the newest proposal, or None.
+        message: A human-readable note (fit failures, errors).
+        session: The session with the current trials (frozen; safe to save from any thread).
+    """
+
+    trials: tuple[dict[str, Any], ...]
+    best_value: float
+    n_evaluated: int
+    budget: int
+    status: str
+    hyperparameters: tuple[tuple[int, dict[str, list[float]]], ...] = ()
+    loo: Any = None
+    next_proposal: np.ndarray | None = None
+    message: str = ""
+    session: Any = field(default=None, repr=False, compare=False)
+
+
+def _trial_dicts(trials: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {"id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message, "source": t.source}
+        for t in trials
+    )
+
+
+def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:
+    """The snapshot of a session that nothing has run on yet (the GUI shows it before the study
+    process exists). Same numbers as :class:`~lla_studio.core.study.Study` would give."""
+    trials = session.trials
+    values = [t.value for t in trials if t.status == "completed"]
+    if values:
+        best = min(values) if session.objective.direction == "minimize" else max(values)
+    else:
+        best = math.nan
+    return StudySnapshot(
+        trials=_trial_dicts(trials),
+        best_value=float(best),
+        n_evaluated=sum(t.status in ("completed", "failed") for t in trials),
+        budget=budget or session.loop.budget,
+        status=status,
+        session=session,
+    )
+
+
+class _Server:
+    """Owns the study in the child process."""
+
+    def __init__(self, conn: Any, recovery_path: Path | None) -> None:
+        from lla_studio.core.study import CancelToken
+
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.commands: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.recovery_path = recovery_path
+        self.study: Any = None
+        self.token = CancelToken()
+        self.running = False
+        self.rounds_left: int | None = None
+        self.budget: int | None = None
+        self.timeline: list[tuple[int, dict[str, list[float]]]] = []
+        self.loo: Any = None
+        self.next_proposal: np.ndarray | None = None
+        self.status = "idle"
+        self.message = ""
+        self._handed_model: Any = None
+        # surfaces: newest request per kind (1-D slice, 2-D map); recomputed for every new model
+        self.surface_cv = threading.Condition()
+        self.surface_pending: dict[int, Any] = {}
+        self.surface_latest: dict[int, Any] = {}
+        self.surface_model: Any = None
+        self.space: Any = None
+        self.alive = True
+
+    # ------------------------------------------------------------------ plumbing
+    def send(self, *msg: Any) -> None:
+        with self.send_lock:
+            try:
+                self.conn.send(msg)
+            except (OSError, EOFError, BrokenPipeError):
+                self.alive = False  # the GUI is gone; the main loop exits
+
+    def read_commands(self) -> None:
+        """Reader thread: pause and surface requests act at once; the rest is queued in order."""
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = ("exit",)
+            kind = msg[0]
+            if kind == "pause":
+                self.token.cancel()
+            if kind == "surface":
+                with self.surface_cv:
+                    req = msg[1]
+                    self.surface_pending[len(req.params)] = req
+                    self.surface_latest[len(req.params)] = req
+                    self.surface_cv.notify()
+                continue
+            if kind == "exit":
+                self.token.cancel()
+                with self.surface_cv:
+                    self.alive = False
+                    self.surface_cv.notify()
+            self.commands.put(msg)
+            if kind == "exit":
+                return
+
+    def serve_surfaces(self) -> None:
+        """Surface thread: slices and maps of the newest model, newest request wins."""
+        from lla_studio.core.surface import compute_surface
+
+        while True:
+            with self.surface_cv:
+                while self.alive and not (self.surface_pending and self.surface_model is not None and self.space is not None):
+                    self.surface_cv.wait()
+                if not self.alive:
+                    return
+                pending, self.surface_pending = self.surface_pending, {}
+                model, U, Y, minimize = self.surface_model
+                space = self.space
+            for req in pending.values():
+                try:
+                    snap = compute_surface(model, space, U, Y, minimize, req)
+                except Exception as err:  # shown in the status bar; the views keep their last data
+                    self.send("failed", f"surface: {type(err).__name__}: {err}")
+                    continue
+                self.send("surface", snap)
+
+    # ------------------------------------------------------------------ main loop
+    def main_loop(self) -> None:
+        while self.alive:
+            if self.running:
+                try:
+                    msg = self.commands.get_nowait()
+                except queue.Empty:
+                    self._tick()
+                    continue
+            else:
+                msg = self.commands.get()
+            if msg[0] == "exit":
+                return
+            try:
+                getattr(self, f"_cmd_{msg[0]}")(*msg[1:])
+            except Exception as err:  # a bug must not take the session with it
+                self.send("failed", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}")
+
+    def _cmd_load(self, session: Any) -> None:
+        from lla_studio.core.errors import LLAStudioError
+        from lla_studio.core.study import CancelToken, Study
+
+        self.running = False
+        self.token.cancel()
+        with self.surface_cv:
+            self.space = session.search_space
+            self.surface_model = None
+            self.surface_pending = {}
+        try:
+            self.study = Study(session)
+        except LLAStudioError as err:
+            self.study = None
+            self.send("failed", str(err))
+            return
+        self.token = CancelToken()
+        self.timeline = []
+        self.loo = None
+        self.next_proposal = None
+        self._handed_model = None
+        self.status = "idle"
+        self.message = ""
+        self._emit()
+
+    def _cmd_run(self, budget: int) -> None:
+        from lla_studio.core.study import CancelToken
+
+        if self.study is None or self.running:
+            return
+        self.token = CancelToken()
+        self.budget = budget if budget > 0 else None
+        self.rounds_left = None
+        self.running = True
+
+    def _cmd_step(self) -> None:
+        from lla_studio.core.study import CancelToken
+
+        if self.study is None or self.running:
+            return
+        self.token = CancelToken()
+        self.rounds_left = 1
+        self.running = True
+
+    def _cmd_pause(self) -> None:
+        self.running = False
+        self.status = "paused"
+        self._emit()
+
+    def _cmd_tell(self, trial_id: int, value: float) -> None:
+        self._command(lambda s: s.tell(trial_id, value))
+
+    def _cmd_reject(self, trial_id: int, reason: str) -> None:
+        self._command(lambda s: s.reject(trial_id, reason))
+
+    def _cmd_add(self, config: Mapping[str, Any], value: float | None) -> None:
+        self._command(lambda s: s.add(config, value))
+
+    def _command(self, fn: Any) -> None:
+        from lla_studio.core.errors import LLAStudioError
+
+        if self.study is None:
+            return
+        try:
+            fn(self.study)
+        except LLAStudioError as err:
+            self.send("failed", str(err))
+        self._autosave()
+        self._emit()
+
+    def _tick(self) -> None:
+        study = self.study
+        if study is None or not self.running:
+            return
+        budget = self.budget or study.budget
+        try:
+            reason = None
+            for event in study.run(cancel=self.token, budget=budget, max_iterations=1):
+                reason = self._handle(event)
+        except Exception as err:  # shown to the user; the study and its trials stay intact
+            self.running = False
+            self.status = "error"
+            self.message = f"{type(err).__name__}: {err}"
+            self.send("failed", self.message + "\n" + traceback.format_exc(limit=4))
+            self._emit()
+            return
+        if self.rounds_left is not None:
+            self.rounds_left -= 1
+        if reason in ("budget", "cancelled", "waiting") or (self.rounds_left is not None and self.rounds_left <= 0):
+            self.running = False
+            self._hand_out_model()  # e.g. paused between the fit and the acquisition
+            self.status = {"budget": "finished", "cancelled": "paused", "waiting": "waiting"}.get(reason or "", "idle")
+            self._emit()
+            self.send("finished", self.status)
+
+    def _handle(self, event: Any) -> str | None:
+        from lla_studio.core.study import (
+            AcquisitionOptimized,
+            StudyFinished,
+            SurrogateFitFailed,
+            SurrogateFitted,
+            TrialCompleted,
+            TrialFailed,
+            TrialProposed,
+        )
+
+        if isinstance(event, SurrogateFitted):
+            self.status = "optimizing"
+            self.timeline.append((event.n_train, {k: list(v) for k, v in event.hyperparameters.items()}))
+            self.loo = self._loo(event.model)
+            self._emit()
+        elif isinstance(event, SurrogateFitFailed):
+            self.message = f"surrogate fit failed: {event.reason}; space-filling proposal instead"
+        elif isinstance(event, AcquisitionOptimized):
+            self.next_proposal = np.asarray(event.candidates[0]).copy()
+            self._hand_out_model()
+        elif isinstance(event, TrialProposed):
+            self.status = "evaluating"
+            self._emit()
+        elif isinstance(event, (TrialCompleted, TrialFailed)):
+            self.status = "fitting"
+            self._autosave()
+            self._emit()
+        elif isinstance(event, StudyFinished):
+            return event.reason
+        return None
+
+    def _hand_out_model(self) -> None:
+        """Give the newest fitted model to the surface thread once the loop is done with it."""
+        study = self.study
+        if study is None or study.last_fit is None or study.last_fit.model is None:
+            return
+        if study.last_fit.model is self._handed_model:
+            return
+        self._handed_model = study.last_fit.model
+        U, Y = study.training_data()
+        with self.surface_cv:
+            self.surface_model = (study.last_fit.model, U, Y, study.minimize)
+            self.surface_pending.update(self.surface_latest)  # recompute the views for the new model
+            self.surface_cv.notify()
+
+    def _loo(self, model: Any) -> Any:
+        from lla_studio.core.diagnostics import loo_closed_form
+
+        try:
+            return loo_closed_form(model)
+        except Exception:  # LOO is a diagnostic (GP only): never stop the loop for it
+            return None
+
+    def _autosave(self) -> None:
+        from lla_studio.core.errors import LLAStudioError
+        from lla_studio.core.session import save_session
+
+        if self.recovery_path is not None and self.study is not None:
+            try:
+                self.recovery_path.parent.mkdir(parents=True, exist_ok=True)
+                save_session(self.study.session, self.recovery_path)
+            except (OSError, LLAStudioError):
+                pass  # autosave is best effort; the user's own file is untouched
+
+    def _emit(self) -> None:
+        study = self.study
+        if study is None:
+            return
+        self.send(
+            "snapshot",
+            StudySnapshot(
+                trials=_trial_dicts(study.trials),
+                best_value=study.best_value(),
+                n_evaluated=study.n_evaluated(),
+                budget=self.budget or study.budget,
+                status=self.status,
+                hyperparameters=tuple(self.timeline),
+                loo=self.loo,
+                next_proposal=None if self.next_proposal is None else self.next_proposal.copy(),
+                message=self.message,
+                session=study.session,
+            ),
+        )
+
+
+def serve(conn: Any, recovery_path: str | None, threads: int | None = None) -> None:
+    """Entry point of the study process: serve commands from ``conn`` until ``exit`` or EOF.
+
+    Args:
+        conn: The child's end of a duplex ``multiprocessing.Pipe``.
+        recovery_path: Where to autosave the session after every completed trial (None: never).
+        threads: torch intra-op threads (default: ``cpu_count - 1``, leaving the GUI a core).
+    """
+    import torch
+
+    if hasattr(os, "nice"):  # background work: on a busy machine the GUI process gets the CPU first
+        try:
+            os.nice(5)
+        except OSError:
+            pass
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+    server = _Server(conn, Path(recovery_path) if recovery_path else None)
+    reader = threading.Thread(target=server.read_commands, name="lla-commands", daemon=True)
+    surfaces = threading.Thread(target=server.serve_surfaces, name="lla-surfaces", daemon=True)
+    reader.start()
+    surfaces.start()
+    try:
+        server.main_loop()
+    finally:
+        server.alive = False
+        server.token.cancel()
+        with server.surface_cv:
+            server.surface_cv.notify()
+        surfaces.join(10)  # let a surface in progress finish: torch aborts if its threads die mid-op
+        try:
+            conn.close()
+        except OSError:
+            pass

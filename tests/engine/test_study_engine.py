@@ -1,0 +1,51 @@
+"""The study engine: the loop runs in a child process; the GUI side survives its death."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from lla_studio.core.session import load_session
+from lla_studio.engine.study_server import StudySnapshot, snapshot_of_session
+from lla_studio.engine.study_worker import StudyEngine
+from lla_studio.gui.main_window import default_session_path
+
+
+def test_snapshot_of_an_untouched_session_and_pickle_round_trip():
+    session = load_session(default_session_path())
+    snap = snapshot_of_session(session)
+    assert snap.n_evaluated == 0 and np.isnan(snap.best_value) and snap.status == "idle"
+    back = pickle.loads(pickle.dumps(snap))  # read-only mappings of frozen objects cross the pipe
+    assert back.session == session and back.trials == snap.trials
+
+
+def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):
+    session = load_session(default_session_path())
+    engine = StudyEngine(recovery_path=tmp_path / "recovery.json")
+    snaps: list[StudySnapshot] = []
+    errors: list[str] = []
+    engine.snapshot.connect(snaps.append)
+    engine.failed.connect(errors.append)
+    try:
+        engine.load(session)
+        qtbot.waitUntil(lambda: bool(snaps), timeout=5_000)
+        assert not engine.process_alive  # loading alone starts nothing
+        engine.run(0)
+        qtbot.waitUntil(lambda: snaps[-1].n_evaluated >= 3, timeout=60_000)
+        first_pid = engine._proc.pid
+        engine._proc.kill()  # a crash, or the kernel's OOM killer
+        qtbot.waitUntil(lambda: any("stopped unexpectedly" in e for e in errors), timeout=10_000)
+        qtbot.waitUntil(lambda: snaps[-1].status == "error", timeout=5_000)
+        kept = snaps[-1].n_evaluated
+        assert kept >= 3 and engine.session is not None and len(engine.session.trials) >= 3
+        # the next command starts a fresh process on the newest session: the trials go on from there
+        engine.run(kept + 2)
+        qtbot.waitUntil(lambda: snaps[-1].n_evaluated >= kept + 2 and snaps[-1].status == "finished", timeout=60_000)
+        assert engine._proc.pid != first_pid
+        ids = [t["id"] for t in snaps[-1].trials]
+        assert ids == sorted(set(ids))
+        assert (tmp_path / "recovery.json").is_file()
+    finally:
+        engine.shutdown()
+    assert not engine.process_alive
