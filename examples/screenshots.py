@@ -46,6 +46,10 @@ def main() -> int:
     while time.time() < end and (window.slice_view.snapshot is None or window.maps.snapshot is None or window.latest.status not in ("paused", "finished")):
         app.processEvents()
         time.sleep(0.02)
+    end = time.time() + 10
+    while time.time() < end and window.pending_redraws():  # views are drawn one per tick
+        app.processEvents()
+        time.sleep(0.02)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QSizePolicy,
+    QTabBar,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -148,20 +149,6 @@ class MainWindow(QMainWindow):
         self.add_panel("2-D maps", self.maps, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.add_panel("Hyperparameters", self.hyper, Qt.DockWidgetArea.RightDockWidgetArea)
         self.add_panel("Leave-one-out", self.loo, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.space_editor = SearchSpaceEditor()
-        self.space_editor.space_changed.connect(self._space_edited)
-        self.space_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
-        self.add_panel("Search space", self.space_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.kernel_editor = KernelGraphEditor()
-        self.kernel_editor.graph_changed.connect(self._kernel_edited)
-        self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
-        self.surrogate_editor = SurrogateEditor()
-        self.surrogate_editor.spec_changed.connect(self._surrogate_edited)
-        self.surrogate_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
-        self.add_panel("Surrogate", self.surrogate_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Kernel graph"], self.docks["Surrogate"])
-        self.docks["Search space"].raise_()
         # The posterior lab computes as soon as it exists: build it the first time its tab is shown,
         # so it does not compete with a running study for the CPU unless the user asks for it.
         self.posterior_lab: PosteriorLab | None = None
@@ -169,6 +156,21 @@ class MainWindow(QMainWindow):
         lab.visibilityChanged.connect(self._posterior_lab_shown)
         self.tabifyDockWidget(self.docks["2-D maps"], lab)
         self.docks["2-D maps"].raise_()
+        self.space_editor = SearchSpaceEditor()
+        self.space_editor.space_changed.connect(self._space_edited)
+        self.space_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
+        self.add_panel("Search space", self.space_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.kernel_editor = KernelGraphEditor()
+        self.kernel_editor.graph_changed.connect(self._kernel_edited)
+        self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.surrogate_editor = SurrogateEditor()
+        self.surrogate_editor.spec_changed.connect(self._surrogate_edited)
+        self.surrogate_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
+        self.add_panel("Surrogate", self.surrogate_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # tabify once all three exist: growing a tab group one dock at a time leaves a stale tab bar
+        self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
+        self.tabifyDockWidget(self.docks["Search space"], self.docks["Surrogate"])
+        self.docks["Search space"].raise_()
         self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
         self.maps.params_changed.connect(lambda *_: self.request_surfaces())
 
@@ -189,9 +191,33 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = self.settings.value("windowState")
+        self._layout_pending = state is None  # first run: proportions set when first shown
         if state is not None:
             self.restoreState(state)
         self.open_session(session_path or default_session_path())
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        QTimer.singleShot(0, self._hide_stale_tab_bars)
+        if self._layout_pending:
+            self._layout_pending = False
+            QTimer.singleShot(0, self.default_layout)  # once the docks have their first geometry
+
+    def _hide_stale_tab_bars(self) -> None:
+        """Qt leaves the tab bar of a dock group that grew before the first show visible (offscreen
+        and on X11): hide a tab bar whose tabs are a strict subset of another one's."""
+        bars = [b for b in self.findChildren(QTabBar) if b.parent() is self and b.isVisible()]
+        tabs = [{b.tabText(i) for i in range(b.count())} for b in bars]
+        for bar, mine in zip(bars, tabs):
+            if any(mine < other for other in tabs):
+                bar.hide()
+
+    def default_layout(self) -> None:
+        """Proportions of the first run: editors left (28 %), the slice in the middle, small views
+        right (24 %), trials and maps below (40 % of the height)."""
+        w, h = max(self.width(), 800), max(self.height(), 600)
+        self.resizeDocks([self.docks["Search space"], self.docks["Convergence"]], [int(0.28 * w), int(0.24 * w)], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Trials"]], [int(0.40 * h)], Qt.Orientation.Vertical)
 
     # ------------------------------------------------------------------ panels and actions
     def add_panel(self, title: str, widget: QWidget, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -624,13 +650,13 @@ class MainWindow(QMainWindow):
         s = self._pending_surfaces.pop("slice", None)
         if s is not None and space is not None:
             index = space.index(s.params[0])
-            self._redraws["slice"] = lambda: self.slice_view.update_surface(s, index)
+            self._redraws["slice"] = lambda: self.slice_view.update_surface(s, index, space)
         m = self._pending_surfaces.pop("maps", None)
         if m is not None and space is not None:
             proposal = self.latest.next_proposal if self.latest is not None else None
             pair = (space.index(m.params[0]), space.index(m.params[1]))
             for key in self.maps.MAPS:  # one map per tick: each repaint of the three costs ~15 ms
-                self._redraws[f"maps:{key}"] = lambda key=key: self.maps.update_surface(m, pair, proposal, (key,))
+                self._redraws[f"maps:{key}"] = lambda key=key: self.maps.update_surface(m, pair, proposal, (key,), space)
         if self._redraws:
             key = next(iter(self._redraws))
             self._redraws.pop(key)()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,29 @@ def fixed_axis_width(plot: Any, width: int = AXIS_WIDTH) -> None:
     re-lays out the plot and repaints it twice (a measurable stall during a run)."""
     item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
     item.getAxis("left").setWidth(width)
+
+
+def choice_ticks(space: Any, name: str) -> list[list[tuple[float, str]]] | None:
+    """Tick labels of a choice parameter's axis (its values sit at 0, 1, ..., k-1), else None."""
+    if space is None or name not in space:
+        return None
+    p = space[name]
+    choices = getattr(p, "choices", None)
+    if choices is None:
+        return None
+    return [[(float(i), str(c)) for i, c in enumerate(choices)]]
+
+
+def inactive_note(space: Any, names: tuple[str, ...], base_u: np.ndarray) -> str:
+    """Why a slice/map through ``base_u`` is meaningless: a swept parameter is inactive there."""
+    if space is None or not len(base_u) or not space.is_conditional:
+        return ""
+    config = space.decode(base_u)
+    for name in names:
+        if not space.is_active(name, config):
+            needs = " and ".join(c.describe() for c in space[name].conditions)
+            return f"{name} is inactive at these values (active when {needs})"
+    return ""
 
 
 class ConvergenceView(pg.PlotWidget):
@@ -139,6 +163,11 @@ class SliceView(QWidget):
             self.plot.addItem(item)
         self.acq_plot.addItem(self.acq)
         self.acq_plot.addItem(self.argmax)
+        self.note = pg.TextItem(color=(150, 30, 30), anchor=(0.5, 0.5))
+        self.note.setVisible(False)
+        self.plot.addItem(self.note)
+        self.note_text = ""
+        self._ticks: Any = None
         self.snapshot: Any = None
 
     def set_parameters(self, names: list[str]) -> None:
@@ -151,19 +180,42 @@ class SliceView(QWidget):
         self.combo.blockSignals(False)
         self.fixed.set_parameters(names)
 
-    def update_surface(self, snap: Any, column: int) -> None:
+    def update_surface(self, snap: Any, column: int, space: Any = None) -> None:
+        """Draw a slice; with the search space, choice parameters get categorical ticks, sliders of
+        parameters inactive at the slice's values are hidden, and a slice along a parameter that is
+        inactive there is blanked with a note saying when it is active."""
         self.snapshot = snap
         if len(snap.incumbent_u) and not self.fixed.values():
             for j, name in enumerate(self.fixed.sliders):
                 self.fixed.set_unit(name, float(snap.incumbent_u[j]))
+        if space is not None and space.is_conditional and len(snap.incumbent_u):
+            active = space.active_names(space.decode(snap.incumbent_u))
+            for name, slider in self.fixed.sliders.items():
+                self.fixed.form.setRowVisible(slider, name in active)
+        self.note_text = inactive_note(space, snap.params, snap.incumbent_u)
+        self.note.setText(self.note_text)
+        self.note.setVisible(bool(self.note_text))
         x = snap.axes[0]
+        if self.note_text:
+            (x0, x1), (y0, y1) = self.plot.viewRange()
+            self.note.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+            x = x[:0]
+            snap = replace(snap, mean=snap.mean[:0], sd=snap.sd[:0], acquisition=snap.acquisition[:0], observed_y=snap.observed_y[:0])
         self.mean.setData(x, snap.mean)
         self.upper.setData(x, snap.mean + 2 * snap.sd)
         self.lower.setData(x, snap.mean - 2 * snap.sd)
         self.acq.setData(x, snap.acquisition)
-        self.argmax.setValue(float(x[int(np.argmax(snap.acquisition))]))
+        if len(x):
+            self.argmax.setValue(float(x[int(np.argmax(snap.acquisition))]))
+        ticks = choice_ticks(space, snap.params[0])
+        if ticks != self._ticks:
+            for plot in (self.plot, self.acq_plot):
+                plot.getAxis("bottom").setTicks(ticks)
+            self._ticks = ticks
         if self.plot.getAxis("bottom").labelText != snap.params[0]:  # a new label re-lays out the plot
             self.plot.setLabel("bottom", snap.params[0])
+        if not len(snap.observed_y):
+            self.obs.setData([], [])
         if len(snap.observed_y):
             scale = max(float(np.max(snap.distance)), 1e-9)
             alpha = (255 * (1 - 0.85 * snap.distance / scale)).astype(int)
@@ -202,11 +254,20 @@ class MapsView(QWidget):
         self.obs: dict[str, pg.ScatterPlotItem] = {}
         self.incumbent: dict[str, pg.ScatterPlotItem] = {}
         self.proposal: dict[str, pg.ScatterPlotItem] = {}
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.notes: dict[str, pg.TextItem] = {}
+        self.note_text = ""
+        self._ticks: dict[str, Any] = {}
         for col, (key, title, cmap) in enumerate(
             (("mean", "mean", "viridis"), ("sd", "standard deviation", "magma"), ("acquisition", "log EI", "cividis"))
         ):
             plot = self.glw.addPlot(row=0, col=2 * col, title=title)
             fixed_axis_width(plot, 44)
+            self.plots[key] = plot
+            note = pg.TextItem(color=(150, 30, 30), anchor=(0.5, 0.5))
+            note.setVisible(False)
+            plot.addItem(note)
+            self.notes[key] = note
             img = pg.ImageItem(axisOrder="row-major")
             plot.addItem(img)
             bar = pg.ColorBarItem(colorMap=pg.colormap.get(cmap), interactive=False, width=12)
@@ -233,13 +294,30 @@ class MapsView(QWidget):
 
     MAPS = ("mean", "sd", "acquisition")
 
-    def update_surface(self, snap: Any, columns: tuple[int, int], proposal: np.ndarray | None, keys: tuple[str, ...] = MAPS) -> None:
-        """Draw the maps ``keys`` of ``snap`` (the window draws one map per tick to keep repaints short)."""
+    def update_surface(
+        self, snap: Any, columns: tuple[int, int], proposal: np.ndarray | None, keys: tuple[str, ...] = MAPS, space: Any = None
+    ) -> None:
+        """Draw the maps ``keys`` of ``snap`` (the window draws one map per tick to keep repaints short).
+
+        With the search space, choice parameters get categorical ticks, and a map over a parameter
+        that is inactive at the other values is blanked with a note saying when it is active."""
         self.snapshot = snap
         xa, xb = snap.axes
+        self.note_text = inactive_note(space, snap.params, snap.incumbent_u)
         for key in keys:
+            ticks = (choice_ticks(space, snap.params[0]), choice_ticks(space, snap.params[1]))
+            if self._ticks.get(key) != ticks:
+                self.plots[key].getAxis("bottom").setTicks(ticks[0])
+                self.plots[key].getAxis("left").setTicks(ticks[1])
+                self._ticks[key] = ticks
+            note = self.notes[key]
+            note.setText(self.note_text)
+            note.setVisible(bool(self.note_text))
+            note.setPos(float(xa[0] + xa[-1]) / 2, float(xb[0] + xb[-1]) / 2)
             data = np.ascontiguousarray(getattr(snap, key), dtype=np.float32)
             data = np.nan_to_num(data)
+            if self.note_text:
+                data = np.zeros_like(data)
             lo, hi = float(data.min()), float(data.max())
             if hi <= lo:
                 hi = lo + 1e-9
@@ -267,8 +345,7 @@ class HyperparameterView(pg.PlotWidget):
         super().__init__(parent)
         self.setLabel("bottom", "training points")
         self.setLabel("left", "value")
-        self.setLogMode(y=True)
-        fixed_axis_width(self)
+        self.setLabel("left", "log₁₀ value")  # log10 of the values on a linear axis: clean labels on a short plot
         self.legend = self.addLegend(offset=(-10, 10))
         self.curves: dict[str, pg.PlotDataItem] = {}
 
@@ -282,7 +359,7 @@ class HyperparameterView(pg.PlotWidget):
                     key = name.replace("covar_module.", "").replace("likelihood.noise_covar.", "") + (f"[{j}]" if len(values) > 1 else "")
                     xs, ys = series.setdefault(key, ([], []))
                     xs.append(float(n))
-                    ys.append(max(float(v), 1e-12))
+                    ys.append(float(np.log10(max(float(v), 1e-12))))
         for i, (key, (xs, ys)) in enumerate(sorted(series.items())):
             if key not in self.curves:
                 self.curves[key] = self.plot(pen=pg.mkPen(pg.intColor(i, hues=max(len(series), 3)), width=2), symbol="o", symbolSize=4, name=key)

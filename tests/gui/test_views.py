@@ -1,0 +1,77 @@
+"""Live views with the search space: categorical axes for choices, conditional parameters only where active."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lla_studio.core.space import search_space_from_dict
+from lla_studio.core.surface import SurfaceSnapshot
+from lla_studio.gui.views import MapsView, SliceView
+
+SPACE = search_space_from_dict(
+    {
+        "parameters": [
+            {"name": "optimizer", "type": "choice", "choices": ["sgd", "adam", "rmsprop"]},
+            {"name": "momentum", "type": "real", "low": 0.0, "high": 0.99, "conditions": [{"parent": "optimizer", "values": ["sgd"]}]},
+            {"name": "lr", "type": "real", "low": 1e-4, "high": 1e-1, "log": True},
+        ]
+    }
+)
+
+
+def _snapshot(params, axes, base_config):
+    shape = tuple(len(a) for a in reversed(axes)) if len(axes) == 2 else (len(axes[0]),)
+    base = SPACE.encode(base_config)
+    rng = np.random.default_rng(0)
+    return SurfaceSnapshot(
+        request_id=1, params=params, axes=tuple(np.asarray(a, dtype=float) for a in axes),
+        mean=rng.standard_normal(shape), sd=np.abs(rng.standard_normal(shape)), acquisition=rng.standard_normal(shape),
+        observed_u=np.vstack([base, base]), observed_y=np.array([0.5, 0.7]), distance=np.zeros(2), incumbent_u=base,
+    )
+
+
+def test_slice_over_a_choice_has_categorical_ticks_and_hides_inactive_sliders(qtbot):
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names))
+    snap = _snapshot(("optimizer",), [np.arange(3.0)], {"optimizer": "adam", "lr": 0.01})
+    view.update_surface(snap, SPACE.index("optimizer"), SPACE)
+    ticks = view.plot.getAxis("bottom")._tickLevels
+    assert ticks == [[(0.0, "sgd"), (1.0, "adam"), (2.0, "rmsprop")]]
+    assert view.note_text == "" and len(view.mean.getData()[0]) == 3
+    # with adam, momentum is inactive: its slider row is hidden, the others shown
+    assert not view.fixed.form.isRowVisible(view.fixed.sliders["momentum"])
+    assert view.fixed.form.isRowVisible(view.fixed.sliders["lr"])
+    snap = _snapshot(("lr",), [np.geomspace(1e-4, 1e-1, 50)], {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01})
+    view.update_surface(snap, SPACE.index("lr"), SPACE)
+    assert view.fixed.form.isRowVisible(view.fixed.sliders["momentum"])
+    assert view.plot.getAxis("bottom")._tickLevels is None  # a real axis again
+
+
+def test_slice_along_an_inactive_parameter_is_blanked_with_a_note(qtbot):
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names))
+    snap = _snapshot(("momentum",), [np.linspace(0, 0.99, 40)], {"optimizer": "adam", "lr": 0.01})
+    view.update_surface(snap, SPACE.index("momentum"), SPACE)
+    assert view.note_text == 'momentum is inactive at these values (active when optimizer == "sgd")'
+    assert view.note.isVisible() and len(view.mean.getData()[0] if view.mean.getData()[0] is not None else []) == 0
+    snap = _snapshot(("momentum",), [np.linspace(0, 0.99, 40)], {"optimizer": "sgd", "momentum": 0.5, "lr": 0.01})
+    view.update_surface(snap, SPACE.index("momentum"), SPACE)
+    assert view.note_text == "" and not view.note.isVisible() and len(view.mean.getData()[0]) == 40
+
+
+def test_maps_label_choice_axes_and_blank_inactive_maps(qtbot):
+    view = MapsView()
+    qtbot.addWidget(view)
+    axes = [np.arange(3.0), np.geomspace(1e-4, 1e-1, 20)]
+    snap = _snapshot(("optimizer", "lr"), axes, {"optimizer": "adam", "lr": 0.01})
+    view.update_surface(snap, (0, 2), None, space=SPACE)
+    for key in view.MAPS:
+        assert view.plots[key].getAxis("bottom")._tickLevels == [[(0.0, "sgd"), (1.0, "adam"), (2.0, "rmsprop")]]
+        assert view.plots[key].getAxis("left")._tickLevels is None
+        assert view.images[key].image.shape == (20, 3)
+    snap = _snapshot(("momentum", "lr"), [np.linspace(0, 0.99, 10), axes[1]], {"optimizer": "rmsprop", "lr": 0.01})
+    view.update_surface(snap, (1, 2), None, space=SPACE)
+    assert "momentum is inactive" in view.note_text and view.notes["mean"].isVisible()
+    assert np.all(view.images["mean"].image == 0)
