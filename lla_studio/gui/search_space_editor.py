@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -70,6 +70,27 @@ def _num(text: str) -> Any:
     return v
 
 
+TableState = tuple[tuple[str, ...], ...]
+
+
+class _TableEdit(QUndoCommand):
+    """One user edit of the table (cell, add, remove, move): the table's text before and after."""
+
+    def __init__(self, editor: SearchSpaceEditor, before: TableState, after: TableState) -> None:
+        super().__init__("edit search space")
+        self.editor, self.before, self.after = editor, before, after
+        self.first = True
+
+    def redo(self) -> None:
+        if self.first:  # pushed after the edit happened
+            self.first = False
+            return
+        self.editor._restore(self.after)
+
+    def undo(self) -> None:
+        self.editor._restore(self.before)
+
+
 def report_validity(editor: Any, message: str) -> None:
     """Show an editor's validation ``message`` ("" = valid) in its status label, set its
     ``valid``/``error`` attributes and emit ``validity_changed`` when validity flipped."""
@@ -96,10 +117,21 @@ class SearchSpaceEditor(QWidget):
         self.table.itemChanged.connect(lambda _item: self._revalidate())
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()
-        for text, slot in (("Add", self.add_row), ("Remove", self.remove_selected), ("Up", lambda: self.move_selected(-1)), ("Down", lambda: self.move_selected(1))):
+        self.undo_stack = QUndoStack(self)
+        for text, slot in (
+            ("Add", self.add_row), ("Remove", self.remove_selected), ("Up", lambda: self.move_selected(-1)),
+            ("Down", lambda: self.move_selected(1)), ("Undo", self.undo_stack.undo), ("Redo", self.undo_stack.redo),
+        ):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.addWidget(b)
+            if text in ("Undo", "Redo"):
+                b.setEnabled(False)
+                (self.undo_stack.canUndoChanged if text == "Undo" else self.undo_stack.canRedoChanged).connect(b.setEnabled)
+        for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo_stack.undo), (QKeySequence.StandardKey.Redo, self.undo_stack.redo)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
         buttons.addStretch(1)
         layout.addLayout(buttons)
         self.status = QLabel("")
@@ -113,6 +145,7 @@ class SearchSpaceEditor(QWidget):
         self.valid = True
         self.error = ""
         self.row_errors: dict[int, str] = {}
+        self._state: TableState = ()
 
     # ------------------------------------------------------------------ load / read
     def set_space(self, space: SearchSpace, feature_names: list[str] | tuple[str, ...] = ()) -> None:
@@ -123,6 +156,24 @@ class SearchSpaceEditor(QWidget):
         self._loading = False
         self.set_features(feature_names)
         self._paint({}, "")
+        self._state = self.table_state()
+        self.undo_stack.clear()  # a new session: nothing to undo
+
+    def table_state(self) -> TableState:
+        """The table's text, row by row (what undo/redo restore)."""
+        return tuple(tuple(self.cell(r, c) for c in COLUMNS) for r in range(self.table.rowCount()))
+
+    def _restore(self, state: TableState) -> None:
+        self._loading = True
+        self.table.setRowCount(0)
+        for row in state:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            for c, text in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self._loading = False
+        self._state = state
+        self._revalidate()
 
     def set_features(self, names: list[str] | tuple[str, ...], error: str = "") -> None:
         self.features.clear()
@@ -222,6 +273,10 @@ class SearchSpaceEditor(QWidget):
     def _revalidate(self) -> None:
         if self._loading:
             return
+        state = self.table_state()
+        if state != self._state:  # a user edit: undoable (undo/redo themselves set _state first)
+            self.undo_stack.push(_TableEdit(self, self._state, state))
+            self._state = state
         try:
             space = self.space()
         except LLAStudioError as err:

@@ -254,3 +254,24 @@ def test_surrogate_panel_edits_the_network_and_gates_run(window, qtbot):
     qtbot.waitUntil(lambda: window.latest is not None and len(window.latest.hyperparameters) >= 1, timeout=120_000)
     window.pause()
     assert window.latest.session.surrogate.options["network"]["activation"] == "relu"
+
+
+def test_search_space_edits_undo_and_redo(window, qtbot):
+    editor = window.space_editor
+    assert not editor.undo_stack.canUndo()
+    editor.set_cell(0, "high", "20")
+    qtbot.waitUntil(lambda: window.session.search_space["x1"].high == 20.0, timeout=5_000)
+    editor.remove_row(1)
+    qtbot.waitUntil(lambda: len(window.session.search_space) == 1, timeout=5_000)
+    editor.undo_stack.undo()  # the row comes back, with its cells
+    qtbot.waitUntil(lambda: len(window.session.search_space) == 2, timeout=5_000)
+    assert window.session.search_space["x2"].high == 15.0 and editor.cell(1, "name") == "x2"
+    editor.undo_stack.undo()
+    qtbot.waitUntil(lambda: window.session.search_space["x1"].high == 10.0, timeout=5_000)
+    assert not editor.undo_stack.canUndo()
+    editor.undo_stack.redo()
+    qtbot.waitUntil(lambda: window.session.search_space["x1"].high == 20.0, timeout=5_000)
+    editor.set_cell(0, "low", "abc")  # an invalid edit is undoable too, and undo makes the space valid again
+    assert not editor.valid and not window.run_action.isEnabled()
+    editor.undo_stack.undo()
+    assert editor.valid and window.run_action.isEnabled() and editor.cell(0, "low") == "-5.0"
