@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FAST = [["search_space_tour.py"], ["posterior_lab_screenshot.py", "--model", "mixture"]]
+FAST = [["search_space_tour.py"], ["posterior_lab_screenshot.py", "--model", "mixture"], ["relu_lab_screenshot.py", "--box", "100"]]
 
 
 @pytest.mark.parametrize("args", FAST, ids=[a[0] for a in FAST])

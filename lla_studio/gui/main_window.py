@@ -36,6 +36,7 @@ from lla_studio.core.session import Session, load_session, save_session
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
 from lla_studio.gui.posterior_lab import PosteriorLab
+from lla_studio.gui.relu_lab_panel import ReluLabPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
 from lla_studio.gui.surrogate_editor import SurrogateEditor
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
@@ -154,7 +155,12 @@ class MainWindow(QMainWindow):
         self.posterior_lab: PosteriorLab | None = None
         lab = self.add_panel("Posterior lab", QLabel("the posterior lab opens when this tab is shown"), Qt.DockWidgetArea.BottomDockWidgetArea)
         lab.visibilityChanged.connect(self._posterior_lab_shown)
+        # the ReLU extrapolation lab, lazy for the same reason
+        self.relu_lab: ReluLabPanel | None = None
+        relu = self.add_panel("ReLU lab", QLabel("the ReLU extrapolation lab opens when this tab is shown"), Qt.DockWidgetArea.BottomDockWidgetArea)
+        relu.visibilityChanged.connect(self._relu_lab_shown)
         self.tabifyDockWidget(self.docks["2-D maps"], lab)
+        self.tabifyDockWidget(self.docks["2-D maps"], relu)
         self.docks["2-D maps"].raise_()
         self.space_editor = SearchSpaceEditor()
         self.space_editor.space_changed.connect(self._space_edited)
@@ -335,6 +341,11 @@ class MainWindow(QMainWindow):
         self.dirty = True
         self.engine.load(new)
         self._update_title()
+
+    def _relu_lab_shown(self, visible: bool) -> None:
+        if visible and self.relu_lab is None:
+            self.relu_lab = ReluLabPanel()
+            self.docks["ReLU lab"].setWidget(self.relu_lab)
 
     def _posterior_lab_shown(self, visible: bool) -> None:
         if visible and self.posterior_lab is None:
@@ -682,5 +693,7 @@ class MainWindow(QMainWindow):
         self.kernel_editor.shutdown()
         if self.posterior_lab is not None:
             self.posterior_lab.shutdown()
+        if self.relu_lab is not None:
+            self.relu_lab.shutdown()
         self.engine.shutdown()
 

@@ -275,3 +275,15 @@ def test_search_space_edits_undo_and_redo(window, qtbot):
     assert not editor.valid and not window.run_action.isEnabled()
     editor.undo_stack.undo()
     assert editor.valid and window.run_action.isEnabled() and editor.cell(0, "low") == "-5.0"
+
+
+def test_relu_lab_tab_is_built_when_shown(window, qtbot):
+    assert window.relu_lab is None  # nothing computes until the user opens it
+    window.show()
+    window.docks["ReLU lab"].raise_()
+    qtbot.waitUntil(lambda: window.relu_lab is not None, timeout=5_000)
+    assert window.docks["ReLU lab"].widget() is window.relu_lab
+    with qtbot.waitSignal(window.relu_lab.resultShown, timeout=120_000):
+        pass
+    result = window.relu_lab.result
+    assert set(result.models) == {"relu", "tanh", "gp"}
