@@ -28,7 +28,9 @@ def main() -> int:
     from lla_studio.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    settings = QSettings(str(args.out / "screenshots.ini"), QSettings.Format.IniFormat)
+    import tempfile
+
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshots.ini"), QSettings.Format.IniFormat)
     window = MainWindow(args.session, settings=settings)
     window.ask_discard = lambda: True
     window.resize(1600, 1000)
@@ -54,9 +56,17 @@ def main() -> int:
         app.processEvents()
         time.sleep(0.05)
     window.grab().save(str(args.out / "studio.png"))
+    from PySide6.QtWidgets import QLabel
+
     for title, dock in window.docks.items():
+        if isinstance(dock.widget(), QLabel):  # a lab not opened yet (see its own screenshot example)
+            continue
         dock.widget().grab().save(str(args.out / f"{title.lower().replace(' ', '_').replace('-', '')}.png"))
     window.slice_view.grab().save(str(args.out / "slice.png"))
+    editor = window.surrogate_editor  # the Surrogate panel with an LLA (the run above used the session's GP)
+    editor.type_combo.setCurrentIndex(editor.type_combo.findData("lla"))
+    app.processEvents()
+    editor.grab().save(str(args.out / "surrogate_lla.png"))
     window.shutdown()
     print("\n".join(sorted(p.name for p in args.out.glob("*.png"))))
     return 0
