@@ -169,6 +169,51 @@ class SliceView(QWidget):
         self.note_text = ""
         self._ticks: Any = None
         self.snapshot: Any = None
+        # The ranges follow the data until the user pans or zooms (pyqtgraph's "A" button hands them
+        # back). Set explicitly, not by pyqtgraph's auto-range: that re-lays out and paints each plot
+        # twice per update (~15 ms instead of ~3 ms).
+        self.follow_data = True
+        for p in (self.plot, self.acq_plot):
+            vb = p.getViewBox()
+            vb.sigRangeChangedManually.connect(self._user_moved)
+            vb.sigStateChanged.connect(self._auto_requested)
+
+    def _user_moved(self, *_: Any) -> None:
+        self.follow_data = False
+
+    def _auto_requested(self, vb: Any) -> None:
+        if all(vb.autoRangeEnabled()):
+            self.follow_data = True
+
+    @staticmethod
+    def _needs(view: tuple[float, float], lo: float, hi: float) -> bool:
+        """Whether a range must change to show [lo, hi]: data outside it, or using < 60 % of it
+        (hysteresis: a range change regenerates the axes, most updates need none)."""
+        v0, v1 = view
+        return lo < v0 or hi > v1 or (hi - lo) < 0.6 * (v1 - v0)
+
+    def _fit_ranges(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, observed: np.ndarray, acq: np.ndarray) -> None:
+        ys = np.concatenate([lo, hi, observed])
+        ys = ys[np.isfinite(ys)]
+        if not len(x) or not len(ys):
+            return
+        (vx0, vx1), (vy0, vy1) = self.plot.viewRange()
+        x0, x1 = float(x[0]), float(x[-1])
+        y0, y1 = float(ys.min()), float(ys.max())
+        y1 = y1 if y1 > y0 else y0 + 1.0
+        pad = 0.04 * (x1 - x0)
+        if abs(vx0 - (x0 - pad)) > 1e-9 * max(1.0, abs(x1 - x0)) or abs(vx1 - (x1 + pad)) > 1e-9 * max(1.0, abs(x1 - x0)):
+            self.plot.setXRange(x0 - pad, x1 + pad, padding=0)
+        if self._needs((vy0, vy1), y0, y1):
+            pad = 0.06 * (y1 - y0)
+            self.plot.setYRange(y0 - pad, y1 + pad, padding=0)
+        a = acq[np.isfinite(acq)]
+        if len(a):
+            a0, a1 = float(a.min()), float(a.max())
+            a1 = a1 if a1 > a0 else a0 + 1.0
+            if self._needs(tuple(self.acq_plot.viewRange()[1]), a0, a1):
+                pad = 0.08 * (a1 - a0)
+                self.acq_plot.setYRange(a0 - pad, a1 + pad, padding=0)
 
     def set_parameters(self, names: list[str]) -> None:
         current = self.combo.currentText()
@@ -222,6 +267,8 @@ class SliceView(QWidget):
             brushes = [pg.mkBrush(200, 60, 40, int(a)) for a in alpha]
             ox = np.array([self._to_axis(u, x) for u in snap.observed_u[:, column]])
             self.obs.setData(ox, snap.observed_y, brush=brushes, pen=None)
+        if self.follow_data:
+            self._fit_ranges(x, snap.mean - 2 * snap.sd, snap.mean + 2 * snap.sd, snap.observed_y, snap.acquisition)
 
     @staticmethod
     def _to_axis(u: float, axis: np.ndarray) -> float:

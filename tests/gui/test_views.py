@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from lla_studio.core.space import search_space_from_dict
@@ -75,3 +77,25 @@ def test_maps_label_choice_axes_and_blank_inactive_maps(qtbot):
     view.update_surface(snap, (1, 2), None, space=SPACE)
     assert "momentum is inactive" in view.note_text and view.notes["mean"].isVisible()
     assert np.all(view.images["mean"].image == 0)
+
+
+def test_slice_ranges_follow_the_data_until_the_user_zooms(qtbot):
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names))
+    axis = [np.geomspace(1e-4, 1e-1, 50)]
+    snap = _snapshot(("lr",), axis, {"optimizer": "adam", "lr": 0.01})
+    view.update_surface(snap, SPACE.index("lr"), SPACE)
+    lo = float(min((snap.mean - 2 * snap.sd).min(), snap.observed_y.min()))
+    hi = float(max((snap.mean + 2 * snap.sd).max(), snap.observed_y.max()))
+    y0, y1 = view.plot.viewRange()[1]
+    assert y0 <= lo and y1 >= hi and (hi - lo) >= 0.6 * (y1 - y0)
+    big = replace(snap, mean=snap.mean * 10)  # data outside the view: the range follows
+    view.update_surface(big, SPACE.index("lr"), SPACE)
+    assert view.plot.viewRange()[1][1] >= float((big.mean + 2 * big.sd).max())
+    view.plot.getViewBox().sigRangeChangedManually.emit([True, True])  # the user zoomed: keep theirs
+    view.plot.setYRange(-1.0, 1.0, padding=0)
+    view.update_surface(snap, SPACE.index("lr"), SPACE)
+    assert view.plot.viewRange()[1] == [-1.0, 1.0]
+    view.plot.getViewBox().enableAutoRange()  # pyqtgraph's "A" button: follow the data again
+    assert view.follow_data
