@@ -11,6 +11,11 @@ fixed at their placeholders too. Above ``max_choice_combinations`` combinations,
 used: the choice coordinates are chosen by the raw-sample heuristic and kept during gradient
 refinement (the features round them, so their gradient is zero). Integer parameters are optimized
 as continuous and rounded when the candidate is decoded.
+
+Pool-based search (an objective with a finite candidate pool, e.g. the digit image search):
+:func:`propose_from_pool` evaluates the acquisition function on every remaining candidate, in batches
+of ``POOL_BATCH_SIZE`` (``optimize_acqf_discrete``; ``q > 1`` by sequential greedy conditioning),
+and Thompson sampling draws one joint posterior sample over the remaining candidates.
 """
 
 from __future__ import annotations
@@ -34,14 +39,25 @@ from botorch.acquisition.objective import LinearMCObjective
 from botorch.exceptions.warnings import NumericsWarning
 from botorch.generation.sampling import MaxPosteriorSampling
 from botorch.models.model import Model
-from botorch.optim import optimize_acqf, optimize_acqf_mixed
+from botorch.optim import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed
 from botorch.utils.sampling import draw_sobol_samples, manual_seed
 
 from lla_studio.core.errors import Cancelled
 from lla_studio.core.space import ChoiceParameter, SearchSpace
 from lla_studio.core.specs import AcquisitionSpec
 
-__all__ = ["AcquisitionCancelled", "Proposal", "build_acquisition", "fixed_features_list", "propose"]
+__all__ = [
+    "POOL_BATCH_SIZE",
+    "AcquisitionCancelled",
+    "Proposal",
+    "build_acquisition",
+    "fixed_features_list",
+    "propose",
+    "propose_from_pool",
+]
+
+POOL_BATCH_SIZE = 512
+"""Pool candidates per acquisition evaluation (bounds memory; the cancel token is checked between)."""
 
 
 class AcquisitionCancelled(Cancelled):
@@ -57,12 +73,23 @@ class Proposal:
         value: Acquisition value of the batch (before snapping).
         kind: The acquisition function used.
         seconds: Wall-clock seconds spent optimizing.
+        indices: For pool proposals, the row of each candidate in the ``candidates`` given to
+            :func:`propose_from_pool`; ``None`` otherwise.
     """
 
     candidates: np.ndarray
     value: float
     kind: str
     seconds: float
+    indices: np.ndarray | None = None
+
+
+def _thompson(model: Model, candidates: torch.Tensor, q: int, minimize: bool) -> torch.Tensor:
+    """``q`` candidates chosen by Thompson sampling (one joint posterior draw over ``candidates``)."""
+    objective = LinearMCObjective(torch.tensor([-1.0 if minimize else 1.0], dtype=candidates.dtype))
+    sampler = MaxPosteriorSampling(model=model, objective=objective, replacement=False)
+    with torch.no_grad():
+        return sampler(candidates, num_samples=q)
 
 
 def build_acquisition(
@@ -164,10 +191,7 @@ def propose(
         if spec.type == "thompson":
             cand = draw_sobol_samples(bounds, n=spec.thompson_candidates, q=1, seed=seed).squeeze(1)
             cand = torch.as_tensor(space.canonicalize_encoded(cand.numpy()), dtype=dtype)
-            objective = LinearMCObjective(torch.tensor([-1.0 if minimize else 1.0], dtype=dtype))
-            sampler = MaxPosteriorSampling(model=model, objective=objective, replacement=False)
-            with torch.no_grad():
-                X = sampler(cand, num_samples=q)
+            X = _thompson(model, cand, q, minimize)
             callback()
             value = float("nan")
             kind = "thompson"
@@ -189,3 +213,94 @@ def propose(
             value = float(acq_value.sum().item()) if acq_value.numel() else float("nan")
     candidates = space.canonicalize_encoded(X.detach().reshape(-1, d).cpu().numpy())
     return Proposal(candidates=candidates, value=value, kind=kind, seconds=time.perf_counter() - start)
+
+
+def propose_from_pool(
+    model: Model,
+    spec: AcquisitionSpec,
+    candidates: torch.Tensor,
+    train_U: torch.Tensor,
+    train_Y: torch.Tensor,
+    minimize: bool,
+    q: int = 1,
+    seed: int = 0,
+    cancel: Callable[[], bool] | None = None,
+    max_batch_size: int = POOL_BATCH_SIZE,
+) -> Proposal:
+    """The best ``q`` of a finite set of candidates under the acquisition function.
+
+    Every candidate is scored (``optimize_acqf_discrete`` in batches of ``max_batch_size``; for
+    ``q > 1`` greedily, each pick conditioning the next as a pending point, never the same row
+    twice). Thompson sampling draws one joint posterior sample over all candidates per pick
+    (``MaxPosteriorSampling`` without replacement).
+
+    Args:
+        model: Fitted surrogate on unit-cube inputs.
+        spec: Acquisition settings (only ``type`` and ``beta`` matter here).
+        candidates: A ``m x d`` tensor of unit-cube encodings to choose from (the pool images not
+            yet tried).
+        train_U: ``n x d`` encodings of completed trials.
+        train_Y: ``n x 1`` their values.
+        minimize: Whether lower values are better.
+        q: Batch size (at most ``m``).
+        seed: Seed of Monte-Carlo samplers and Thompson draws.
+        cancel: Checked before every batch of acquisition evaluations.
+        max_batch_size: Candidates per evaluation.
+
+    Returns:
+        A :class:`Proposal` whose ``indices`` are rows of ``candidates``.
+
+    Raises:
+        ValueError: no candidates, or ``q`` larger than their number.
+        AcquisitionCancelled: ``cancel()`` returned True.
+    """
+    start = time.perf_counter()
+    if candidates.ndim != 2 or candidates.shape[0] < 1:
+        raise ValueError(f"candidates: expected a non-empty m x d tensor, got shape {tuple(candidates.shape)}")
+    m, d = candidates.shape
+    if not 1 <= q <= m:
+        raise ValueError(f"q must be in 1..{m} (the number of candidates), got {q}")
+    if max_batch_size < 1:
+        raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+    candidates = candidates.to(train_U.dtype)
+
+    def check() -> None:
+        if cancel is not None and cancel():
+            raise AcquisitionCancelled("acquisition optimization cancelled")
+
+    check()
+    with manual_seed(seed):
+        if spec.type == "thompson":
+            X = _thompson(model, candidates, q, minimize)
+            check()
+            value = float("nan")
+            kind = "thompson"
+        else:
+            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q)
+            kind = "qlognei" if q > 1 else spec.type
+            hook = acq.register_forward_pre_hook(lambda *_: check())  # once per batch of candidates
+            try:
+                X, acq_value = optimize_acqf_discrete(
+                    acq, q=q, choices=candidates, max_batch_size=max_batch_size, unique=True
+                )
+            finally:
+                hook.remove()
+            value = float(acq_value.sum().item()) if acq_value.numel() else float("nan")
+    X = X.detach().reshape(-1, d)
+    indices = _rows_in(X, candidates)
+    return Proposal(
+        candidates=candidates[indices].cpu().numpy(), value=value, kind=kind,
+        seconds=time.perf_counter() - start, indices=indices,
+    )
+
+
+def _rows_in(X: torch.Tensor, choices: torch.Tensor) -> np.ndarray:
+    """Index of each row of ``X`` in ``choices`` (rows copied from it; a repeated row takes the next copy)."""
+    out: list[int] = []
+    for row in X:
+        hits = torch.nonzero((choices == row).all(dim=-1)).reshape(-1).tolist()
+        free = [i for i in hits if i not in out]
+        if not free:  # pragma: no cover - the optimizers return rows of ``choices``
+            raise RuntimeError("a proposed candidate is not in the pool")
+        out.append(free[0])
+    return np.asarray(out, dtype=np.int64)

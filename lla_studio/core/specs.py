@@ -175,6 +175,14 @@ class ObjectiveSpec:
         if self.timeout_s is not None and not self.timeout_s > 0:
             raise SessionError(f"must be > 0, got {self.timeout_s}", "objective.timeout_s")
         object.__setattr__(self, "options", _freeze(dict(self.options)))
+        if self.type == "benchmark" and self.name == "digits":  # options checked on load, not at run
+            from lla_studio.core.errors import ObjectiveError
+            from lla_studio.core.objectives.digits import digits_options
+
+            try:
+                digits_options(self.options)
+            except ObjectiveError as err:
+                raise SessionError(str(err), "objective.options") from None
 
     @property
     def sign(self) -> float:

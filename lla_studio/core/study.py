@@ -10,6 +10,12 @@ steps and inside fits and acquisition optimization, so a cancel is honoured with
 
 Reproducibility: every random choice is seeded from ``loop.seed`` and the number of trials so far, so
 the same session and seed give identical trials.
+
+Pool-based studies: when the objective has a candidate pool (``Objective.pool``, e.g. the 1 797 images
+of the digit image search), the initial design is ``initial_design`` distinct pool candidates in the
+order of a permutation seeded by ``loop.seed``, and model-based proposals score the acquisition
+function on every pool candidate that no trial holds yet (:func:`~lla_studio.core.acquisition.propose_from_pool`).
+A configuration the user adds by hand may lie outside the pool; it is used for fitting like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch
 from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, StudyError, SurrogateFitError
 from lla_studio.core.objectives import Objective, make_objective
 from lla_studio.core.session import Session
+from lla_studio.core.space import RealParameter
 from lla_studio.core.specs import Trial
 
 __all__ = [
@@ -168,6 +175,23 @@ class Study:
         self._warm_state: dict[str, torch.Tensor] | None = None
         self._lla_previous: Any = None
         self.last_fit: SurrogateFitted | None = None
+        self._pool_U: np.ndarray | None = None
+        self._pool_rows: dict[bytes, list[int]] = {}
+        if self.pool is not None:
+            try:
+                columns = self.pool.columns(self.space.names)
+            except ObjectiveError as err:
+                raise StudyError(str(err)) from None
+            params = self.space.parameters
+            if not all(isinstance(p, RealParameter) and not p.log and not p.conditions for p in params):
+                raise StudyError("a candidate pool needs a search space of real, linear, unconditional parameters")
+            lo = np.array([p.low for p in params])  # type: ignore[union-attr]
+            hi = np.array([p.high for p in params])  # type: ignore[union-attr]
+            if np.any(columns < lo) or np.any(columns > hi):
+                raise StudyError("candidate pool: some candidates lie outside the search space's bounds")
+            self._pool_U = (columns - lo) / (hi - lo)
+            for i, row in enumerate(self._pool_U):
+                self._pool_rows.setdefault(_row_key(row), []).append(i)
 
     # ------------------------------------------------------------------ state
     @property
@@ -178,6 +202,30 @@ class Study:
     @property
     def trials(self) -> tuple[Trial, ...]:
         return tuple(self._trials)
+
+    @property
+    def pool(self) -> Any:
+        """The objective's candidate pool (a :class:`~lla_studio.core.objectives.pool.CandidatePool`) or None."""
+        return getattr(self.objective, "pool", None)
+
+    def pool_order(self) -> np.ndarray:
+        """The seeded permutation of the pool that the initial design (and fallbacks) walk through."""
+        if self._pool_U is None:
+            raise StudyError("this study's objective has no candidate pool")
+        return np.random.default_rng(self._session.loop.seed).permutation(self._pool_U.shape[0])
+
+    def pool_remaining(self) -> np.ndarray:
+        """Indices of the pool candidates that no trial holds (any status, rejected included)."""
+        if self._pool_U is None:
+            raise StudyError("this study's objective has no candidate pool")
+        used = np.zeros(self._pool_U.shape[0], dtype=bool)
+        for t in self._trials:
+            try:
+                key = _row_key(self.space.encode(t.config))
+            except SearchSpaceError:
+                continue
+            used[self._pool_rows.get(key, [])] = True
+        return np.flatnonzero(~used)
 
     @property
     def minimize(self) -> bool:
@@ -288,6 +336,12 @@ class Study:
         return (self._session.loop.seed * 1_000_003 + len(self._trials) * 7919 + salt) % (2**31 - 1)
 
     def _initial_configs(self, count: int) -> list[dict[str, Any]]:
+        if self._pool_U is not None:
+            remaining = set(self.pool_remaining().tolist())
+            order = [int(i) for i in self.pool_order() if int(i) in remaining][:count]
+            if not order:
+                raise StudyError(f"the candidate pool is exhausted: all {self._pool_U.shape[0]} candidates were tried")
+            return [self._pool_config(i) for i in order]
         n_initial = sum(1 for t in self._trials if t.source in ("initial", "fallback"))
         total = n_initial + count
         pool = self.space.sample(total, seed=self._session.loop.seed)
@@ -322,9 +376,22 @@ class Study:
                 yield self._new_trial(config, "fallback")
             return
         yield fitted
-        from lla_studio.core.acquisition import propose
+        from lla_studio.core.acquisition import propose, propose_from_pool
 
         U, Y = self.training_data()
+        if self._pool_U is not None:
+            remaining = self.pool_remaining()
+            if remaining.size == 0:
+                raise StudyError(f"the candidate pool is exhausted: all {self._pool_U.shape[0]} candidates were tried")
+            proposal = propose_from_pool(
+                fitted.model, self._session.acquisition, torch.as_tensor(self._pool_U[remaining], dtype=U.dtype),
+                U, Y, self.minimize, q=min(q, remaining.size), seed=self._seed(1), cancel=cancel,
+            )
+            yield AcquisitionOptimized(iteration, proposal.kind, proposal.candidates, proposal.value, proposal.seconds)
+            assert proposal.indices is not None
+            for i in proposal.indices:
+                yield self._new_trial(self._pool_config(int(remaining[i])), "model")
+            return
         proposal = propose(
             fitted.model, self._session.acquisition, self.space, U, Y, self.minimize, q=q,
             seed=self._seed(1), cancel=cancel,
@@ -332,6 +399,9 @@ class Study:
         yield AcquisitionOptimized(iteration, proposal.kind, proposal.candidates, proposal.value, proposal.seconds)
         for row in proposal.candidates:
             yield self._new_trial(self.space.decode(row), "model")
+
+    def _pool_config(self, index: int) -> dict[str, Any]:
+        return self.space.validate(self.pool.config(index))
 
     def _new_trial(self, config: Mapping[str, Any], source: str) -> TrialProposed:
         trial = Trial(self._next_id(), dict(config), "proposed", source=source)
@@ -432,3 +502,8 @@ class Study:
 
     def _n_failed(self) -> int:
         return sum(1 for t in self._trials if t.status == "failed")
+
+
+def _row_key(u: np.ndarray) -> bytes:
+    """Hashable key of an encoded row (rounded, so a decoded-and-re-encoded candidate still matches)."""
+    return (np.round(np.asarray(u, dtype=np.float64), 9) + 0.0).tobytes()  # + 0.0 turns -0.0 into 0.0

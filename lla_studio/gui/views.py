@@ -8,7 +8,19 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 __all__ = ["ConvergenceView", "HyperparameterView", "LOOView", "MapsView", "SliceView"]
 
@@ -141,7 +153,13 @@ class SliceView(QWidget):
         layout.addLayout(row)
         self.fixed = FixedValues()
         self.fixed.changed.connect(lambda: self.param_changed.emit(self.combo.currentText()))
-        layout.addWidget(self.fixed)
+        # many parameters (64 pixels, a 19-parameter CNN space): the sliders scroll, the plots keep their room
+        self.fixed_scroll = QScrollArea()
+        self.fixed_scroll.setWidget(self.fixed)
+        self.fixed_scroll.setWidgetResizable(True)
+        self.fixed_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.fixed_scroll.setMaximumHeight(170)
+        layout.addWidget(self.fixed_scroll)
         self.plot = pg.PlotWidget()
         self.acq_plot = pg.PlotWidget()
         self.acq_plot.setMaximumHeight(160)

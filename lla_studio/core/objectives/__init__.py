@@ -21,9 +21,10 @@ from typing import Any
 
 from lla_studio.core.errors import ObjectiveError
 from lla_studio.core.objectives.benchmarks import BENCHMARKS, Benchmark, get_benchmark
+from lla_studio.core.objectives.pool import CandidatePool
 from lla_studio.core.specs import ObjectiveSpec
 
-__all__ = ["BENCHMARKS", "Benchmark", "Objective", "get_benchmark", "load_callable", "make_objective"]
+__all__ = ["BENCHMARKS", "Benchmark", "CandidatePool", "Objective", "get_benchmark", "load_callable", "make_objective"]
 
 
 def load_callable(target: str, base_dir: str | Path | None = None) -> Callable[[dict[str, Any]], Any]:
@@ -100,14 +101,27 @@ class Objective:
     Args:
         spec: The session's objective spec.
         base_dir: Folder of the session file (for relative ``file.py:function`` targets).
+
+    Attributes:
+        benchmark: The closed-form benchmark (``forrester``, ``branin``, ...), else ``None``.
+        problem: The digit image search problem (benchmark ``digits``), else ``None``.
+        pool: Candidates a pool-based study chooses from (``digits``: the 1 797 images), else ``None``.
     """
 
     def __init__(self, spec: ObjectiveSpec, base_dir: str | Path | None = None) -> None:
         self.spec = spec
         self.base_dir = None if base_dir is None else str(base_dir)
         self.benchmark: Benchmark | None = None
+        self.pool: CandidatePool | None = None
+        self.problem: Any = None
         self._fn: Callable[[dict[str, Any]], Any] | None = None
-        if spec.type == "benchmark":
+        if spec.type == "benchmark" and spec.name == "digits":
+            from lla_studio.core.objectives.digits import DigitsSearch
+
+            self.problem = DigitsSearch.from_options(spec.options)
+            self.pool = self.problem.pool  # a pool-based study chooses among these images
+            self._fn = self.problem
+        elif spec.type == "benchmark":
             self.benchmark = get_benchmark(spec.name or "", spec.options.get("dim"))
             self._fn = self.benchmark
         elif spec.type == "python":
