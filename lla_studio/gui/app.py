@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths
+from PySide6.QtCore import QStandardPaths, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lla_studio.gui.main_window import MainWindow
@@ -44,4 +44,7 @@ def run_app(session_path: Path | None = None) -> int:
     window = MainWindow(session_path, recovery_path=recovery)
     window.resize(1400, 900)
     window.show()
+    # start the study process in the background (it imports torch for a few seconds), so the first
+    # Run answers at once; tests create windows without it (the process then starts on first Run)
+    QTimer.singleShot(300, window.engine.start)
     return app.exec()
