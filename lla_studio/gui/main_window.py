@@ -69,16 +69,27 @@ class TrialsTable(QTableWidget):
         self.itemChanged.connect(self._edited)
         self._updating = False
         self.names: list[str] = []
+        self._drawn: list[dict[str, Any]] = []  # the trial each row shows
 
     def update_trials(self, trials: tuple[dict[str, Any], ...], names: list[str]) -> None:
+        """Show ``trials``; only rows whose trial changed are rewritten (a 64-parameter study
+        with 100 trials has 7 000 cells)."""
         self._updating = True
-        self.names = names
         headers = ["trial", "status", "source", *names, "value", "message"]
-        if self.columnCount() != len(headers):
+        if self.columnCount() != len(headers) or names != self.names:
             self.setColumnCount(len(headers))
             self.setHorizontalHeaderLabels(headers)
+            self._drawn = []
+        self.names = names
         self.setRowCount(len(trials))
+        del self._drawn[len(trials):]
         for r, t in enumerate(trials):
+            if r < len(self._drawn) and self._drawn[r] == t:
+                continue
+            if r < len(self._drawn):
+                self._drawn[r] = t
+            else:
+                self._drawn.append(t)
             cells = [t["id"], t["status"], t["source"], *(t["config"].get(n) for n in names), t["value"], t["message"]]
             for c, value in enumerate(cells):
                 item = self.item(r, c)
@@ -106,6 +117,9 @@ class TrialsTable(QTableWidget):
             value = float(item.text())
         except ValueError:
             self.window.show_error(f"trial {trial_id}: {item.text()!r} is not a number")
+            self._updating = True
+            item.setText("")  # the cell shows what the study holds, not the refused text
+            self._updating = False
             return
         self.window.tell(trial_id, value)
 

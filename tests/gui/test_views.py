@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from PySide6.QtCore import Qt
 
 from lla_studio.core.space import search_space_from_dict
 from lla_studio.core.surface import SurfaceSnapshot
@@ -99,3 +100,33 @@ def test_slice_ranges_follow_the_data_until_the_user_zooms(qtbot):
     assert view.plot.viewRange()[1] == [-1.0, 1.0]
     view.plot.getViewBox().enableAutoRange()  # pyqtgraph's "A" button: follow the data again
     assert view.follow_data
+
+
+def test_trials_table_rewrites_only_changed_rows(qtbot):
+    from lla_studio.gui.main_window import TrialsTable
+
+    class Window:
+        errors: list[str] = []
+
+        def show_error(self, message):
+            self.errors.append(message)
+
+        def tell(self, trial_id, value):
+            raise AssertionError("no valid value was typed")
+
+    table = TrialsTable(Window())
+    qtbot.addWidget(table)
+    names = ["a", "b"]
+    trials = tuple({"id": k, "status": "completed", "source": "initial", "config": {"a": k, "b": 2 * k}, "value": float(k), "message": None} for k in range(3))
+    table.update_trials(trials, names)
+    kept = table.item(0, 3)
+    pending = {"id": 3, "status": "proposed", "source": "model", "config": {"a": 9, "b": 9}, "value": None, "message": None}
+    failed = dict(trials[1], status="failed", value=None, message="objective raised ValueError: boom")
+    table.update_trials((trials[0], failed, trials[2], pending), names)
+    assert table.rowCount() == 4 and table.item(0, 3) is kept  # untouched row: same item, no rewrite
+    assert table.item(1, 1).text() == "failed" and table.item(1, 6).toolTip() == "objective raised ValueError: boom"
+    assert table.item(3, 1).text() == "proposed" and table.item(3, 5).flags() & Qt.ItemFlag.ItemIsEditable
+    table.item(3, 5).setText("abc")  # refused: the error is shown and the cell cleared
+    assert "'abc' is not a number" in table.window.errors[-1] and table.item(3, 5).text() == ""
+    table.update_trials(trials[:2], ["a", "b"])
+    assert table.rowCount() == 2 and table.item(1, 1).text() == "completed"
