@@ -337,24 +337,30 @@ class MainWindow(QMainWindow):
 
     def _surrogate_edited(self, spec: Any) -> None:
         """A valid surrogate from the Surrogate panel becomes the session's (trials kept)."""
-        from dataclasses import replace
-
         self.surrogate_combo.blockSignals(True)
         self.surrogate_combo.setCurrentText(spec.type)
         self.surrogate_combo.blockSignals(False)
         session = self.current_session()
-        if session is None or spec == session.surrogate:
-            return
+        if session is not None and spec != session.surrogate:
+            self._adopt(session, surrogate=spec)
+
+    def _adopt(self, session: Session, report: Any = None, **changes: Any) -> Session | None:
+        """``session`` with ``changes`` (trials kept) becomes the window's and the engine's; on a
+        refusal the error goes to ``report`` (default: the status bar), the current session stays
+        and None is returned."""
+        from dataclasses import replace
+
         try:
-            new = replace(session, surrogate=spec)
+            new = replace(session, **changes)
         except LLAStudioError as err:
-            self.show_error(str(err))
-            return
+            (report or self.show_error)(str(err))
+            return None
         self.session = new
         self.latest = None
         self.dirty = True
         self.engine.load(new)
         self._update_title()
+        return new
 
     def _relu_lab_shown(self, visible: bool) -> None:
         if visible and self.relu_lab is None:
@@ -377,8 +383,6 @@ class MainWindow(QMainWindow):
 
     def _space_edited(self, space: Any) -> None:
         """A valid space from the table: re-derive the features and reload the study, trials kept."""
-        from dataclasses import replace
-
         session = self.current_session()
         if session is None or space == session.search_space:
             return
@@ -391,40 +395,23 @@ class MainWindow(QMainWindow):
         self.space_editor.set_features(features)
         self.kernel_editor.set_features(features)  # leaves over features that are gone get flagged
         self.surrogate_editor.set_feature_count(len(features))
-        try:
-            new = replace(session, search_space=space)
-        except LLAStudioError as err:
-            self.space_editor.status.setText(str(err))
+        def refused(message: str) -> None:  # e.g. a kernel leaf over a deleted parameter
+            self.space_editor.status.setText(message)
             self.space_editor.status.setStyleSheet("color: #b00020;")
             self._set_runnable(False)
+
+        if self._adopt(session, refused, search_space=space) is None:
             return
         self._refresh_runnable()
-        self.session = new
-        self.latest = None
-        self.dirty = True
         names = list(space.names)
         self.slice_view.set_parameters(names)
         self.maps.set_parameters(names)
-        self.engine.load(new)
-        self._update_title()
 
     def _kernel_edited(self, graph: Any) -> None:
         """A valid graph from the editor becomes the session's kernel (trials kept)."""
-        from dataclasses import replace
-
         session = self.current_session()
-        if session is None or graph == session.kernel:
-            return
-        try:
-            new = replace(session, kernel=graph)
-        except LLAStudioError as err:
-            self.show_error(str(err))
-            return
-        self.session = new
-        self.latest = None
-        self.dirty = True
-        self.engine.load(new)
-        self._update_title()
+        if session is not None and graph != session.kernel:
+            self._adopt(session, kernel=graph)
 
     def kernel_text(self) -> str:
         """Text form of the session's kernel (the default when the session names none)."""

@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -61,6 +60,7 @@ from lla_studio.engine.posterior_worker import (
     default_spec_dict,
     model_fields,
 )
+from lla_studio.gui.plot_style import control_column, cosmetic_pen, style_axes
 
 __all__ = ["PosteriorLab"]
 
@@ -84,19 +84,6 @@ def _density_colormap() -> pg.ColorMap:
     )
 
 
-def _pen(color: tuple[int, int, int], width: float = 1.5, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> Any:
-    pen = pg.mkPen(color=color, width=width)
-    pen.setStyle(style)
-    pen.setCosmetic(True)
-    return pen
-
-
-def _style_axes(plot: pg.PlotItem) -> None:
-    for name in ("left", "bottom", "right", "top"):
-        axis = plot.getAxis(name)
-        axis.enableAutoSIPrefix(False)
-        axis.setPen(pg.mkPen(90, 90, 90))
-        axis.setTextPen(pg.mkPen(30, 30, 30))
 
 
 def _fmt(x: float | None, scale: float = 1.0) -> str:
@@ -457,11 +444,7 @@ class PosteriorLab(QWidget):
         col.addWidget(self.summary_label)
         col.addStretch(1)
 
-        self._controls_scroll = QScrollArea()
-        self._controls_scroll.setWidget(box)
-        self._controls_scroll.setWidgetResizable(True)
-        self._controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._controls_scroll.setMinimumWidth(300)
+        self._controls_scroll = control_column(box)
 
     def _build_plots(self) -> None:
         self.plots = pg.GraphicsLayoutWidget()
@@ -472,7 +455,7 @@ class PosteriorLab(QWidget):
         self.joint_plot = glw.addPlot(row=1, col=0)
         self.marginal_b_plot = glw.addPlot(row=1, col=1)
         for plot in (self.marginal_a_plot, self.joint_plot, self.marginal_b_plot):
-            _style_axes(plot)
+            style_axes(plot)
             plot.setMenuEnabled(False)
         self.marginal_a_plot.setXLink(self.joint_plot)
         self.marginal_b_plot.setYLink(self.joint_plot)
@@ -492,23 +475,23 @@ class PosteriorLab(QWidget):
             values=(0.0, 1.0), colorMap=_density_colormap(), label="grid density", interactive=False, width=14
         )
         self.colorbar.setImageItem(self.image)
-        _style_axes(self.colorbar)
+        style_axes(self.colorbar)
         glw.addItem(self.colorbar, row=1, col=2)
         self.contour_items = [
-            pg.PlotDataItem(pen=_pen(GRID_COLOR, 1.6), connect="finite"),
-            pg.PlotDataItem(pen=_pen(GRID_COLOR, 1.2, Qt.PenStyle.DotLine), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(GRID_COLOR, 1.6), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(GRID_COLOR, 1.2, Qt.PenStyle.DotLine), connect="finite"),
         ]
         self.ellipse_items = [
-            pg.PlotDataItem(pen=_pen(LAPLACE_COLOR, 2.0), connect="finite"),
-            pg.PlotDataItem(pen=_pen(LAPLACE_COLOR, 1.6, Qt.PenStyle.DashLine), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(LAPLACE_COLOR, 2.0), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(LAPLACE_COLOR, 1.6, Qt.PenStyle.DashLine), connect="finite"),
         ]
         self.vi_curve_items = [
-            pg.PlotDataItem(pen=_pen(VI_COLOR, 2.0), connect="finite"),
-            pg.PlotDataItem(pen=_pen(VI_COLOR, 1.6, Qt.PenStyle.DashLine), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(VI_COLOR, 2.0), connect="finite"),
+            pg.PlotDataItem(pen=cosmetic_pen(VI_COLOR, 1.6, Qt.PenStyle.DashLine), connect="finite"),
         ]
         for item in self.contour_items + self.ellipse_items + self.vi_curve_items:
             self.joint_plot.addItem(item)
-        self.mode_item = pg.ScatterPlotItem(symbol="x", size=11, pen=_pen(MIXTURE_COLOR, 2.0), brush=None)
+        self.mode_item = pg.ScatterPlotItem(symbol="x", size=11, pen=cosmetic_pen(MIXTURE_COLOR, 2.0), brush=None)
         self.joint_plot.addItem(self.mode_item)
         self.sample_items: dict[str, pg.ScatterPlotItem] = {}
         for key, color in (("laplace", LAPLACE_COLOR), ("mixture", MIXTURE_COLOR), ("vi", VI_COLOR)):
@@ -521,10 +504,10 @@ class PosteriorLab(QWidget):
 
         # marginals (created once): grid, Laplace, Laplace mixture, VI
         styles = {
-            "grid": _pen(GRID_COLOR, 2.2),
-            "laplace": _pen(LAPLACE_COLOR, 2.0, Qt.PenStyle.DashLine),
-            "mixture": _pen(MIXTURE_COLOR, 1.6),
-            "vi": _pen(VI_COLOR, 1.8, Qt.PenStyle.DashDotLine),
+            "grid": cosmetic_pen(GRID_COLOR, 2.2),
+            "laplace": cosmetic_pen(LAPLACE_COLOR, 2.0, Qt.PenStyle.DashLine),
+            "mixture": cosmetic_pen(MIXTURE_COLOR, 1.6),
+            "vi": cosmetic_pen(VI_COLOR, 1.8, Qt.PenStyle.DashDotLine),
         }
         self.marginal_items: dict[int, dict[str, pg.PlotDataItem]] = {0: {}, 1: {}}
         for i, plot in ((0, self.marginal_a_plot), (1, self.marginal_b_plot)):
@@ -576,7 +559,7 @@ class PosteriorLab(QWidget):
         # JSD vs VI time
         self.jsd_widget = pg.PlotWidget(background="w")
         self.jsd_plot = self.jsd_widget.getPlotItem()
-        _style_axes(self.jsd_plot)
+        style_axes(self.jsd_plot)
         self.jsd_plot.setTitle("Jensen-Shannon divergence to the grid", color=(30, 30, 30), size="9pt")
         self.jsd_plot.setLabel("bottom", "VI optimisation time (s)")
         self.jsd_plot.setLabel("left", "JSD (nats)")
@@ -587,15 +570,15 @@ class PosteriorLab(QWidget):
         )
         self.jsd_items = {
             "warm": pg.PlotDataItem(
-                pen=_pen(VI_COLOR, 2.0), symbol="o", symbolSize=5, symbolBrush=VI_COLOR, symbolPen=None,
+                pen=cosmetic_pen(VI_COLOR, 2.0), symbol="o", symbolSize=5, symbolBrush=VI_COLOR, symbolPen=None,
                 name="VI warm start",
             ),
             "cold": pg.PlotDataItem(
-                pen=_pen(VI_COLD_COLOR, 2.0), symbol="t", symbolSize=5, symbolBrush=VI_COLD_COLOR, symbolPen=None,
+                pen=cosmetic_pen(VI_COLD_COLOR, 2.0), symbol="t", symbolSize=5, symbolBrush=VI_COLD_COLOR, symbolPen=None,
                 name="VI cold start",
             ),
-            "laplace": pg.PlotDataItem(pen=_pen(LAPLACE_COLOR, 1.6, Qt.PenStyle.DashLine), name="Laplace"),
-            "mixture": pg.PlotDataItem(pen=_pen(MIXTURE_COLOR, 1.6, Qt.PenStyle.DashLine), name="Laplace mixture"),
+            "laplace": pg.PlotDataItem(pen=cosmetic_pen(LAPLACE_COLOR, 1.6, Qt.PenStyle.DashLine), name="Laplace"),
+            "mixture": pg.PlotDataItem(pen=cosmetic_pen(MIXTURE_COLOR, 1.6, Qt.PenStyle.DashLine), name="Laplace mixture"),
         }
         for item in self.jsd_items.values():
             self.jsd_plot.addItem(item)

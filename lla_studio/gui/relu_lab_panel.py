@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -65,6 +64,7 @@ from lla_studio.engine.relu_lab_worker import (
     ReluLabController,
     ReluLabFailure,
 )
+from lla_studio.gui.plot_style import control_column, cosmetic_pen, style_axes
 
 __all__ = ["CAPTION", "ReluLabPanel"]
 
@@ -109,19 +109,6 @@ CAPTION = (
 )
 
 
-def _pen(color: tuple[int, ...], width: float = 1.6, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> Any:
-    pen = pg.mkPen(color=color, width=width)
-    pen.setStyle(style)
-    pen.setCosmetic(True)
-    return pen
-
-
-def _style_axes(plot: pg.PlotItem) -> None:
-    for name in ("left", "bottom"):
-        axis = plot.getAxis(name)
-        axis.enableAutoSIPrefix(False)
-        axis.setPen(pg.mkPen(90, 90, 90))
-        axis.setTextPen(pg.mkPen(30, 30, 30))
 
 
 def _title(plot: pg.PlotItem, text: str) -> None:
@@ -185,20 +172,20 @@ class _Curves1D:
         self.key = key
         c = COLORS.get(key, (60, 60, 60))
         width = 2.4 if key == "relu" else 2.0
-        edge = _pen((*c, 150), 0.9)
+        edge = cosmetic_pen((*c, 150), 0.9)
         for mean, upper, lower, band, std, acq, marker in zip(
             self.means, self.uppers, self.lowers, self.bands, self.stds, self.acqs, self.markers
         ):
-            mean.setPen(_pen(c, width))
+            mean.setPen(cosmetic_pen(c, width))
             upper.setPen(edge)
             lower.setPen(edge)
             band.setBrush(pg.mkBrush(*c, 28))
-            std.setPen(_pen(c, width))
-            acq.setPen(_pen(c, width))
+            std.setPen(cosmetic_pen(c, width))
+            acq.setPen(cosmetic_pen(c, width))
             marker.setPen(pg.mkPen(30, 30, 30, width=1))
             marker.setBrush(pg.mkBrush(*c))
         for line in self.lines:
-            line.setPen(_pen(c, 1.3, Qt.PenStyle.DashLine))
+            line.setPen(cosmetic_pen(c, 1.3, Qt.PenStyle.DashLine))
 
     def set_data(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray, rel: np.ndarray, x_star: float) -> None:
         rel_star = float(np.interp(x_star, x, rel))
@@ -231,14 +218,14 @@ class _Maps2D:
         cmap = _sequential_colormap()
         for col in range(3):
             plot = glw.addPlot(row=row, col=col)
-            _style_axes(plot)
+            style_axes(plot, ("left", "bottom"))
             plot.setMenuEnabled(False)
             plot.setAspectLocked(True)
             img = pg.ImageItem(axisOrder="row-major")
             img.setColorMap(cmap)
             img.setZValue(-10)
             plot.addItem(img)
-            outline = pg.PlotDataItem(pen=_pen((255, 255, 255), 1.4, Qt.PenStyle.DashLine))
+            outline = pg.PlotDataItem(pen=cosmetic_pen((255, 255, 255), 1.4, Qt.PenStyle.DashLine))
             dots = pg.ScatterPlotItem(size=4, pen=pg.mkPen(255, 255, 255, 200), brush=pg.mkBrush(0, 0, 0))
             star = pg.ScatterPlotItem(symbol="star", size=18, pen=pg.mkPen(0, 0, 0, width=1.2), brush=pg.mkBrush(255, 60, 60))
             for item in (outline, dots, star):
@@ -442,11 +429,7 @@ class ReluLabPanel(QWidget):
         col.addWidget(self.caption)
         col.addStretch(1)
 
-        self._controls_scroll = QScrollArea()
-        self._controls_scroll.setWidget(box)
-        self._controls_scroll.setWidgetResizable(True)
-        self._controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._controls_scroll.setMinimumWidth(300)
+        self._controls_scroll = control_column(box)
 
     def _build_views(self) -> None:
         # ---- 1-D: rows mean ± 2σ, σ (log), acquisition; columns the whole box and a zoom on the data
@@ -467,7 +450,7 @@ class ReluLabPanel(QWidget):
         wide = (self.mean_plot, self.std_plot, self.acq_plot)
         zoom = (self.zoom_mean_plot, self.zoom_std_plot, self.zoom_acq_plot)
         for plot in wide + zoom:
-            _style_axes(plot)
+            style_axes(plot, ("left", "bottom"))
             plot.setMenuEnabled(False)
             plot.showGrid(x=True, y=True, alpha=0.15)
         for plots in (wide, zoom):
@@ -497,10 +480,10 @@ class ReluLabPanel(QWidget):
             self.regions_1d.append(region)
         for plot in wide:
             for _ in range(2):
-                line = pg.InfiniteLine(angle=90, movable=False, pen=_pen((60, 60, 60), 1.4))
+                line = pg.InfiniteLine(angle=90, movable=False, pen=cosmetic_pen((60, 60, 60), 1.4))
                 plot.addItem(line)
                 self.edge_lines.append(line)
-        self.truth_items = [pg.PlotDataItem(pen=_pen(TRUTH_COLOR, 1.6, Qt.PenStyle.DashLine)) for _ in range(2)]
+        self.truth_items = [pg.PlotDataItem(pen=cosmetic_pen(TRUTH_COLOR, 1.6, Qt.PenStyle.DashLine)) for _ in range(2)]
         self.data_items = [
             pg.ScatterPlotItem(size=7, pen=pg.mkPen(255, 255, 255, width=1), brush=pg.mkBrush(20, 20, 20))
             for _ in range(2)

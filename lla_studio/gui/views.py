@@ -36,6 +36,11 @@ def fixed_axis_width(plot: Any, width: int = AXIS_WIDTH) -> None:
     item.getAxis("left").setWidth(width)
 
 
+def to_axis(u: Any, axis: np.ndarray) -> np.ndarray:
+    """Unit-cube coordinates -> axis units (the axis is monotone in u on [0, 1]: interpolate)."""
+    return np.interp(np.asarray(u, dtype=float), np.linspace(0, 1, len(axis)), axis)
+
+
 def choice_ticks(space: Any, name: str) -> list[list[tuple[float, str]]] | None:
     """Tick labels of a choice parameter's axis (its values sit at 0, 1, ..., k-1), else None."""
     if space is None or name not in space:
@@ -283,15 +288,10 @@ class SliceView(QWidget):
             scale = max(float(np.max(snap.distance)), 1e-9)
             alpha = (255 * (1 - 0.85 * snap.distance / scale)).astype(int)
             brushes = [pg.mkBrush(200, 60, 40, int(a)) for a in alpha]
-            ox = np.array([self._to_axis(u, x) for u in snap.observed_u[:, column]])
+            ox = to_axis(snap.observed_u[:, column], x)
             self.obs.setData(ox, snap.observed_y, brush=brushes, pen=None)
         if self.follow_data:
             self._fit_ranges(x, snap.mean - 2 * snap.sd, snap.mean + 2 * snap.sd, snap.observed_y, snap.acquisition)
-
-    @staticmethod
-    def _to_axis(u: float, axis: np.ndarray) -> float:
-        # axis values are monotone in u on [0, 1]: interpolate
-        return float(np.interp(u, np.linspace(0, 1, len(axis)), axis))
 
 
 class MapsView(QWidget):
@@ -390,16 +390,16 @@ class MapsView(QWidget):
             self.bars[key].setLevels((lo, hi))
             self.images[key].setRect(float(xa[0]), float(xb[0]), float(xa[-1] - xa[0]) or 1.0, float(xb[-1] - xb[0]) or 1.0)
             if len(snap.observed_y):
-                ox = np.interp(snap.observed_u[:, columns[0]], np.linspace(0, 1, len(xa)), xa)
-                oy = np.interp(snap.observed_u[:, columns[1]], np.linspace(0, 1, len(xb)), xb)
+                ox = to_axis(snap.observed_u[:, columns[0]], xa)
+                oy = to_axis(snap.observed_u[:, columns[1]], xb)
                 self.obs[key].setData(ox, oy)
             if len(snap.incumbent_u):
-                ix = np.interp([snap.incumbent_u[columns[0]]], np.linspace(0, 1, len(xa)), xa)
-                iy = np.interp([snap.incumbent_u[columns[1]]], np.linspace(0, 1, len(xb)), xb)
+                ix = to_axis([snap.incumbent_u[columns[0]]], xa)
+                iy = to_axis([snap.incumbent_u[columns[1]]], xb)
                 self.incumbent[key].setData(ix, iy)
             if proposal is not None:
-                px = np.interp([proposal[columns[0]]], np.linspace(0, 1, len(xa)), xa)
-                py = np.interp([proposal[columns[1]]], np.linspace(0, 1, len(xb)), xb)
+                px = to_axis([proposal[columns[0]]], xa)
+                py = to_axis([proposal[columns[1]]], xb)
                 self.proposal[key].setData(px, py)
 
 

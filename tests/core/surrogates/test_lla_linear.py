@@ -16,12 +16,6 @@ from lla_studio.core.surrogates.lla import LLASettings, fit_lla
 from lla_studio.core.surrogates.networks import MLPSpec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _blr(Phi, y, delta, s):

@@ -23,12 +23,6 @@ from lla_studio.core.surrogates.lla import (
 from lla_studio.core.surrogates.networks import MLPSpec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _data(n=15, d=2, seed=0):
