@@ -10,15 +10,13 @@ Threads (CONVENTIONS §3):
 
 * `PosteriorWorker` is a parent-less `QObject` moved to a `QThread`; its `compute` slot runs
   `compute_posterior` and emits ``computed(PosteriorSnapshot)``, ``failed(PosteriorFailure)`` and, once
-  per request whatever happened, ``finished_request(int)``.
-* `PosteriorController` lives on the GUI thread and owns the thread, the growing request ids, the
-  debounce timer (`schedule` collapses a burst of edits into one request) and cancellation: submitting a
-  request sets the ``cancel_event`` of the previous one, which the core checks inside its long loops,
-  so a superseded computation stops within a fraction of a second and queued stale requests are
-  skipped without work. Answers for any request but the newest are dropped before they reach the view.
-
-While a controller lives, Python's cyclic GC runs on the GUI thread only (`_GuiThreadGarbageCollector`):
-a collection triggered by the worker thread could otherwise finalize GUI-thread Qt objects there.
+  per request whatever happened, ``finished_request("posterior", request_id)``.
+* `PosteriorController` (a `lla_studio.engine.background.NewestRequestController`) lives on the GUI
+  thread and owns the thread, the growing request ids, the debounce timer (`schedule` collapses a
+  burst of edits into one request) and cancellation: submitting a request sets the ``cancel_event``
+  of the previous one, which the core checks inside its long loops, so a superseded computation stops
+  within a fraction of a second and queued stale requests are skipped without work. Answers for any
+  request but the newest are dropped before they reach the view.
 
 Each request answers in stages: ``"laplace"`` (Laplace, Laplace mixture, grid; fast) and, with VI on,
 ``"vi-warm"`` and ``"vi"`` (warm- then cold-started VI refinement on the same model, mixture and grid,
@@ -29,24 +27,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import math
-import os
-import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import contourpy
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from scipy import optimize, stats
 
-from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
 from lla_studio.core.errors import Cancelled, LLAStudioError
 from lla_studio.core.posterior import (
     MODEL_NAMES,
@@ -61,6 +54,12 @@ from lla_studio.core.posterior import (
 )
 from lla_studio.core.posterior.gaussian import covariance_ellipse
 from lla_studio.core.posterior.vi import SupportTransform, VIResult
+from lla_studio.engine.background import (
+    CancellableRequest,
+    NewestRequestController,
+    configure_torch_threads,
+    run_reporting,
+)
 
 __all__ = [
     "EXPRESSION",
@@ -94,17 +93,7 @@ QUANTILE_METHODS: tuple[str, ...] = ("grid", "laplace", "mixture", "vi")
 # Mass inside the 1- and 2-sigma ellipses of a bivariate Gaussian: 1 - exp(-k^2 / 2).
 HPD_MASSES: tuple[float, float] = (1.0 - math.exp(-0.5), 1.0 - math.exp(-2.0))
 ELLIPSE_POINTS = 121
-
-_threads_configured = False
-
-
-def configure_torch_threads() -> None:
-    """Leave the GUI a core: ``torch.set_num_threads(max(1, os.cpu_count() - 1))``, once per process."""
-    global _threads_configured
-    if not _threads_configured:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        _threads_configured = True
-
+POSTERIOR = "posterior"  # the one kind of request
 
 # ------------------------------------------------------------------------------ model catalog
 @dataclass(frozen=True)
@@ -237,7 +226,7 @@ def _freeze_value(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class PosteriorRequest:
+class PosteriorRequest(CancellableRequest):
     """One computation the GUI asks for.
 
     Attributes:
@@ -252,7 +241,6 @@ class PosteriorRequest:
         cancel_event: Set by the controller when a newer request supersedes this one.
     """
 
-    request_id: int
     spec: Mapping[str, Any]
     grid_n: int = 101
     starts: int = 16
@@ -260,15 +248,10 @@ class PosteriorRequest:
     vi: bool = False
     vi_steps: int = 400
     n_samples: int = 300
-    cancel_event: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         frozen = MappingProxyType({str(k): _freeze_value(copy.deepcopy(v)) for k, v in dict(self.spec).items()})
         object.__setattr__(self, "spec", frozen)
-
-    def cancelled(self) -> bool:
-        """Whether a newer request (or a shutdown) asked this one to stop."""
-        return self.cancel_event.is_set()
 
 
 @dataclass(frozen=True)
@@ -593,29 +576,29 @@ class PosteriorWorker(QObject):
 
     computed = Signal(object)  # PosteriorSnapshot
     failed = Signal(object)  # PosteriorFailure
-    finished_request = Signal(int)  # request id, after success, failure or cancellation
+    finished_request = Signal(str, int)  # POSTERIOR, request id: after success, failure or cancellation
 
     @Slot(object)
     def compute(self, request: PosteriorRequest) -> None:
         """Compute ``request`` unless it was superseded already; always ends with ``finished_request``."""
         current = ["queued"]
+
+        def fail(message: str, error_type: str) -> None:
+            self.failed.emit(PosteriorFailure(request.request_id, current[0], message, error_type))
+
         try:
-            if request.cancelled():
-                return
-            compute_posterior(request, self.computed.emit, lambda s: current.__setitem__(0, s))
-        except Cancelled:
-            pass
-        except (LLAStudioError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            self.failed.emit(PosteriorFailure(request.request_id, current[0], str(exc), type(exc).__name__))
-        except Exception as exc:  # an unexpected bug: report it in the panel instead of killing the thread
-            traceback.print_exc()
-            message = f"internal error ({type(exc).__name__}): {exc}"
-            self.failed.emit(PosteriorFailure(request.request_id, current[0], message, type(exc).__name__))
+            run_reporting(
+                request,
+                lambda: compute_posterior(request, self.computed.emit, lambda s: current.__setitem__(0, s)),
+                fail,
+                (LLAStudioError, ValueError, ArithmeticError, np.linalg.LinAlgError),
+                Cancelled,
+            )
         finally:
-            self.finished_request.emit(request.request_id)
+            self.finished_request.emit(POSTERIOR, request.request_id)
 
 
-class PosteriorController(QObject):
+class PosteriorController(NewestRequestController):
     """Owns the worker thread, request ids, the debounce timer and cancellation (GUI thread).
 
     Signals:
@@ -625,6 +608,7 @@ class PosteriorController(QObject):
         submitted(int): a request id was sent to the worker.
     """
 
+    name = "posterior"
     result_ready = Signal(object)
     failed = Signal(object)
     busy_changed = Signal(bool)
@@ -632,127 +616,38 @@ class PosteriorController(QObject):
     _send = Signal(object)
 
     def __init__(self, parent: QObject | None = None, debounce_ms: int = 150) -> None:
-        super().__init__(parent)
-        configure_torch_threads()
-        _acquire_gui_thread_gc()
-        self._gc_held = True
-        self._ids = itertools.count(1)
-        self._latest: PosteriorRequest | None = None
-        self._pending: tuple[Mapping[str, Any], dict[str, Any]] | None = None
-        self._busy = False
-        self._shut_down = False
-        self.dropped = 0  # answers dropped because a newer request exists (for tests and diagnostics)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(int(debounce_ms))
-        self._timer.timeout.connect(self.flush)
-        self._thread = QThread(self)
-        self._thread.setObjectName("posterior-worker")
-        self._worker = PosteriorWorker()
-        self._worker.moveToThread(self._thread)
-        self._send.connect(self._worker.compute)
-        self._worker.computed.connect(self._on_computed)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.finished_request.connect(self._on_finished)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._thread.start()
+        super().__init__(parent, debounce_ms, primary=POSTERIOR)
+        worker = PosteriorWorker()
+        worker.computed.connect(self._on_computed)
+        worker.failed.connect(self._on_failed)
+        self._add_worker(POSTERIOR, worker, self._send)
 
-    # ------------------------------------------------------------------ API
     @property
-    def thread(self) -> QThread:
+    def thread(self):
         """The worker thread (for tests: ``isRunning``)."""
-        return self._thread
+        return self._threads[POSTERIOR]
 
     @property
     def latest_request_id(self) -> int:
         """Id of the newest submitted request (0 before the first)."""
-        return self._latest.request_id if self._latest is not None else 0
-
-    @property
-    def busy(self) -> bool:
-        """Whether the newest request has not finished yet."""
-        return self._busy
-
-    @property
-    def has_pending(self) -> bool:
-        """Whether an edit waits for the debounce timer."""
-        return self._pending is not None
-
-    def schedule(self, spec: Mapping[str, Any], **settings: Any) -> None:
-        """Debounced submit: the last call within ``debounce_ms`` wins."""
-        if self._shut_down:
-            return
-        self._pending = (spec, settings)
-        self._timer.start()
-
-    def flush(self) -> int | None:
-        """Submit a scheduled request now; returns its id (``None`` when nothing was pending)."""
-        self._timer.stop()
-        if self._pending is None:
-            return None
-        spec, settings = self._pending
-        self._pending = None
-        return self.submit(spec, **settings)
+        req = self._latest[POSTERIOR]
+        return req.request_id if req is not None else 0
 
     def submit(self, spec: Mapping[str, Any], **settings: Any) -> int:
         """Cancel the running request and send a new one at once; returns its id."""
-        if self._shut_down:
-            raise RuntimeError("the posterior controller is shut down")
-        if self._latest is not None:
-            self._latest.cancel_event.set()
-        request = PosteriorRequest(next(self._ids), spec, **settings)
-        self._latest = request
-        self._set_busy(True)
-        self._send.emit(request)
-        self.submitted.emit(request.request_id)
-        return request.request_id
+        request_id = self._submit(PosteriorRequest(self._next_id(), spec, **settings), POSTERIOR, self._send)
+        self.submitted.emit(request_id)
+        return request_id
 
-    def cancel(self) -> None:
-        """Stop the newest request (and drop a scheduled one)."""
-        self._timer.stop()
-        self._pending = None
-        if self._latest is not None:
-            self._latest.cancel_event.set()
-
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel, stop the thread and wait for it; idempotent. Returns whether the thread stopped."""
-        self._shut_down = True
-        self.cancel()
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
-        stopped = not self._thread.isRunning()
-        if stopped and self._busy:
-            self._set_busy(False)
-        if stopped and self._gc_held:
-            self._gc_held = False
-            _release_gui_thread_gc()
-        return stopped
-
-    # ------------------------------------------------------------------ slots
-    def _is_latest(self, request_id: int) -> bool:
-        return self._latest is not None and request_id == self._latest.request_id and not self._shut_down
+    def _busy_signal(self, kind: str):
+        return self.busy_changed
 
     @Slot(object)
     def _on_computed(self, snapshot: PosteriorSnapshot) -> None:
-        if not self._is_latest(snapshot.request_id):
-            self.dropped += 1
-            return
-        self.result_ready.emit(snapshot)
+        if self._accept(POSTERIOR, snapshot.request_id):
+            self.result_ready.emit(snapshot)
 
     @Slot(object)
     def _on_failed(self, failure: PosteriorFailure) -> None:
-        if not self._is_latest(failure.request_id):
-            self.dropped += 1
-            return
-        self.failed.emit(failure)
-
-    @Slot(int)
-    def _on_finished(self, request_id: int) -> None:
-        if self._latest is not None and request_id == self._latest.request_id:
-            self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        if busy != self._busy:
-            self._busy = busy
-            self.busy_changed.emit(busy)
+        if self._accept(POSTERIOR, failure.request_id):
+            self.failed.emit(failure)

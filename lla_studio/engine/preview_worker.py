@@ -13,7 +13,6 @@ the first request: importing this module stays cheap and torch-free.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.kernels.graph import KernelGraph
+from lla_studio.engine.background import configure_torch_threads
 
 __all__ = [
     "PriorPreviewController",
@@ -97,19 +97,13 @@ class PriorPreviewWorker(QObject):
     finished = Signal(object)  # PriorPreviewResult
     failed = Signal(object)  # PriorPreviewFailed
 
-    _threads_set = False
-
     @Slot()
     def warm_up(self) -> None:
         """Import torch/gpytorch on this thread, so the GUI stays responsive meanwhile."""
         try:
             import lla_studio.core.kernels.preview  # noqa: F401
 
-            if not PriorPreviewWorker._threads_set:
-                import torch
-
-                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave the GUI a core
-                PriorPreviewWorker._threads_set = True
+            configure_torch_threads()
         except ImportError:  # pragma: no cover - reported by compute()
             pass
 

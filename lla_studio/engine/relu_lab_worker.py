@@ -9,8 +9,8 @@ Threads (CONVENTIONS §3):
 * Two parent-less `ReluLabWorker`s, each moved to its own `QThread`: one computes the lab (fits,
   curves, acquisition maximizers: what the sliders drive), the other runs the boundary-rate BO
   loop (on demand, tens of seconds), so a running BO loop never delays the slider.
-* `ReluLabController` lives on the GUI thread and owns the threads, the growing request ids, the
-  debounce timer (`schedule` collapses a burst of slider moves into one request) and cancellation:
+* `ReluLabController` (a `lla_studio.engine.background.NewestRequestController`) lives on the GUI
+  thread and owns the threads, the growing request ids, the debounce timer (`schedule` collapses a burst of slider moves into one request) and cancellation:
   submitting a request sets the ``cancel_event`` of the previous one of its kind, which the core
   checks inside fits and optimizations, so a superseded computation stops within a fraction of a
   second and stale queued requests are skipped without work. Answers for anything but the newest
@@ -25,15 +25,11 @@ While a controller lives, Python's cyclic GC runs on the GUI thread only (see
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from lla_studio.core.errors import Cancelled, LLAStudioError
 from lla_studio.core.relu_lab import (
@@ -44,7 +40,7 @@ from lla_studio.core.relu_lab import (
     boundary_rate,
     compute_relu_lab,
 )
-from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
+from lla_studio.engine.background import CancellableRequest, NewestRequestController, run_reporting
 
 __all__ = [
     "LAB",
@@ -62,19 +58,8 @@ LAB = "lab"
 RATE = "rate"
 DEBOUNCE_MS = 150
 
-_threads_configured = False
-
-
-def _configure_torch_threads() -> None:
-    """Leave the GUI a core: ``torch.set_num_threads(max(1, os.cpu_count() - 1))``, once."""
-    global _threads_configured
-    if not _threads_configured:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        _threads_configured = True
-
-
 @dataclass(frozen=True)
-class ReluLabRequest:
+class ReluLabRequest(CancellableRequest):
     """One computation the GUI asks for.
 
     Attributes:
@@ -86,14 +71,9 @@ class ReluLabRequest:
             this one, or on shutdown.
     """
 
-    request_id: int
     kind: str
     settings: ReluLabSettings
     steps: int = 8
-    cancel_event: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
 
 
 @dataclass(frozen=True)
@@ -165,21 +145,16 @@ class ReluLabWorker(QObject):
     @Slot(object)
     def compute(self, request: ReluLabRequest) -> None:
         """Compute ``request`` unless superseded already; always ends with ``finished_request``."""
+
+        def fail(message: str, error_type: str) -> None:
+            self.failed.emit(ReluLabFailure(request.request_id, request.kind, message, error_type))
+
+        work = self._lab if request.kind == LAB else self._rate
         try:
-            if request.cancelled():
-                return
-            if request.kind == LAB:
-                self._lab(request)
-            else:
-                self._rate(request)
-        except Cancelled:
-            pass
-        except (LLAStudioError, ValueError, ArithmeticError, RuntimeError) as exc:
-            self.failed.emit(ReluLabFailure(request.request_id, request.kind, str(exc), type(exc).__name__))
-        except Exception as exc:  # noqa: BLE001 - a thread boundary: report, never raise out of a slot
-            traceback.print_exc()
-            message = f"internal error ({type(exc).__name__}): {exc}"
-            self.failed.emit(ReluLabFailure(request.request_id, request.kind, message, type(exc).__name__))
+            run_reporting(
+                request, lambda: work(request), fail,
+                (LLAStudioError, ValueError, ArithmeticError, RuntimeError), Cancelled,
+            )
         finally:
             self.finished_request.emit(request.kind, request.request_id)
 
@@ -208,7 +183,7 @@ class ReluLabWorker(QObject):
             self.rate_computed.emit(BoundaryRateAnswer(request.request_id, result))
 
 
-class ReluLabController(QObject):
+class ReluLabController(NewestRequestController):
     """Owns the worker threads, request ids, the debounce timer and cancellation (GUI thread).
 
     Signals:
@@ -220,6 +195,7 @@ class ReluLabController(QObject):
         rate_busy_changed(bool): whether the newest rate request is still being computed.
     """
 
+    name = "relu-lab"
     result_ready = Signal(object)
     rate_ready = Signal(object)
     rate_progress = Signal(object)
@@ -231,51 +207,20 @@ class ReluLabController(QObject):
     _warm = Signal()
 
     def __init__(self, parent: QObject | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
-        super().__init__(parent)
-        _configure_torch_threads()
-        _acquire_gui_thread_gc()
-        self._gc_held = True
-        self._ids = itertools.count(1)
-        self._latest: dict[str, ReluLabRequest | None] = {LAB: None, RATE: None}
-        self._busy: dict[str, bool] = {LAB: False, RATE: False}
-        self._pending: ReluLabSettings | None = None
-        self._shut_down = False
-        self.dropped = 0  # answers dropped because a newer request exists (tests, diagnostics)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(int(debounce_ms))
-        self._timer.timeout.connect(self.flush)
-        self._threads: dict[str, QThread] = {}
-        self._workers: dict[str, ReluLabWorker] = {}
+        super().__init__(parent, debounce_ms, primary=LAB)
         self._warmed = 0
-        for kind, signal in ((LAB, self._send_lab), (RATE, self._send_rate)):
-            thread = QThread(self)
-            thread.setObjectName(f"relu-lab-{kind}")
+        for kind, send in ((LAB, self._send_lab), (RATE, self._send_rate)):
             worker = ReluLabWorker()
-            worker.moveToThread(thread)
-            signal.connect(worker.compute)
             worker.computed.connect(self._on_computed)
             worker.rate_computed.connect(self._on_rate)
             worker.progress.connect(self._on_progress)
             worker.failed.connect(self._on_failed)
-            worker.finished_request.connect(self._on_finished)
             worker.warmed.connect(self._on_warmed)
             self._warm.connect(worker.warm_up)
-            thread.finished.connect(worker.deleteLater)
-            thread.start()
-            self._threads[kind] = thread
-            self._workers[kind] = worker
+            self._add_worker(kind, worker, send)
         self._warm.emit()  # queued: each worker runs it first, on its own thread
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
 
     # ------------------------------------------------------------------ API
-    @property
-    def threads(self) -> tuple[QThread, ...]:
-        """The worker threads (lab, rate), for tests: ``isRunning``."""
-        return (self._threads[LAB], self._threads[RATE])
-
     def latest_request_id(self, kind: str = LAB) -> int:
         """Id of the newest submitted request of ``kind`` (0 before the first)."""
         req = self._latest[kind]
@@ -287,90 +232,25 @@ class ReluLabController(QObject):
         return self._warmed >= len(self._workers)
 
     @property
-    def busy(self) -> bool:
-        """Whether the newest lab request has not finished yet."""
-        return self._busy[LAB]
-
-    @property
     def rate_busy(self) -> bool:
         """Whether the newest rate request has not finished yet."""
         return self._busy[RATE]
 
-    @property
-    def has_pending(self) -> bool:
-        """Whether a lab request waits for the debounce timer."""
-        return self._pending is not None
-
-    def schedule(self, settings: ReluLabSettings) -> None:
-        """Debounced lab request: the last call within the debounce interval wins."""
-        if self._shut_down:
-            return
-        self._pending = settings
-        self._timer.start()
-
-    def flush(self) -> int | None:
-        """Submit a scheduled lab request now; returns its id (``None`` when nothing was pending)."""
-        self._timer.stop()
-        if self._pending is None:
-            return None
-        settings, self._pending = self._pending, None
-        return self.submit(settings)
-
     def submit(self, settings: ReluLabSettings) -> int:
         """Cancel the running lab request and send a new one at once; returns its id."""
-        return self._submit(ReluLabRequest(next(self._ids), LAB, settings), self._send_lab)
+        return self._submit(ReluLabRequest(self._next_id(), LAB, settings), LAB, self._send_lab)
 
     def submit_rate(self, settings: ReluLabSettings, steps: int = 8) -> int:
         """Cancel the running BO loop and start a new one; returns its id."""
-        return self._submit(ReluLabRequest(next(self._ids), RATE, settings, int(steps)), self._send_rate)
-
-    def cancel(self) -> None:
-        """Stop the newest lab request (and drop a scheduled one)."""
-        self._timer.stop()
-        self._pending = None
-        self._cancel(LAB)
+        return self._submit(ReluLabRequest(self._next_id(), RATE, settings, int(steps)), RATE, self._send_rate)
 
     def cancel_rate(self) -> None:
         """Stop the running BO loop (its answer, if any, is dropped)."""
         self._cancel(RATE)
 
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel everything, stop the threads and wait for them; idempotent. Returns whether they stopped."""
-        self._shut_down = True
-        self.cancel()
-        self.cancel_rate()
-        for thread in self._threads.values():
-            if thread.isRunning():
-                thread.quit()
-        for thread in self._threads.values():
-            thread.wait(timeout_ms)
-        stopped = not any(t.isRunning() for t in self._threads.values())
-        if stopped:
-            for kind in (LAB, RATE):
-                self._set_busy(kind, False)
-            if self._gc_held:
-                self._gc_held = False
-                _release_gui_thread_gc()
-        return stopped
-
     # ------------------------------------------------------------------ internals
-    def _submit(self, request: ReluLabRequest, signal: Signal) -> int:
-        if self._shut_down:
-            raise RuntimeError("the ReLU lab controller is shut down")
-        self._cancel(request.kind)
-        self._latest[request.kind] = request
-        self._set_busy(request.kind, True)
-        signal.emit(request)
-        return request.request_id
-
-    def _cancel(self, kind: str) -> None:
-        req = self._latest[kind]
-        if req is not None:
-            req.cancel_event.set()
-
-    def _is_latest(self, kind: str, request_id: int) -> bool:
-        req = self._latest[kind]
-        return req is not None and req.request_id == request_id and not req.cancelled() and not self._shut_down
+    def _busy_signal(self, kind: str):
+        return self.busy_changed if kind == LAB else self.rate_busy_changed
 
     @Slot()
     def _on_warmed(self) -> None:
@@ -378,17 +258,13 @@ class ReluLabController(QObject):
 
     @Slot(object)
     def _on_computed(self, answer: ReluLabAnswer) -> None:
-        if not self._is_latest(LAB, answer.request_id):
-            self.dropped += 1
-            return
-        self.result_ready.emit(answer)
+        if self._accept(LAB, answer.request_id):
+            self.result_ready.emit(answer)
 
     @Slot(object)
     def _on_rate(self, answer: BoundaryRateAnswer) -> None:
-        if not self._is_latest(RATE, answer.request_id):
-            self.dropped += 1
-            return
-        self.rate_ready.emit(answer)
+        if self._accept(RATE, answer.request_id):
+            self.rate_ready.emit(answer)
 
     @Slot(object)
     def _on_progress(self, progress: BoundaryRateProgress) -> None:
@@ -397,18 +273,5 @@ class ReluLabController(QObject):
 
     @Slot(object)
     def _on_failed(self, failure: ReluLabFailure) -> None:
-        if not self._is_latest(failure.kind, failure.request_id):
-            self.dropped += 1
-            return
-        self.failed.emit(failure)
-
-    @Slot(str, int)
-    def _on_finished(self, kind: str, request_id: int) -> None:
-        req = self._latest[kind]
-        if req is not None and req.request_id == request_id:
-            self._set_busy(kind, False)
-
-    def _set_busy(self, kind: str, busy: bool) -> None:
-        if busy != self._busy[kind]:
-            self._busy[kind] = busy
-            (self.busy_changed if kind == LAB else self.rate_busy_changed).emit(busy)
+        if self._accept(failure.kind, failure.request_id):
+            self.failed.emit(failure)

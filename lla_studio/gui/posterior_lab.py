@@ -60,6 +60,7 @@ from lla_studio.engine.posterior_worker import (
     default_spec_dict,
     model_fields,
 )
+from lla_studio.gui.lab_panel import LabPanelMixin
 from lla_studio.gui.plot_style import control_column, cosmetic_pen, style_axes
 
 __all__ = ["PosteriorLab"]
@@ -73,7 +74,6 @@ VI_COLD_COLOR = (60, 140, 60)
 CONTOUR_COLOR = (255, 255, 255)
 METHOD_LABELS = {"grid": "grid", "laplace": "Laplace", "mixture": "Laplace mixture", "vi": "VI (warm)"}
 JSD_FLOOR = 1e-9  # log axis: divergences below this are drawn at the floor
-STATUS_LINES = 6  # longer error messages are cut in the status line (the full text is in its tooltip)
 
 
 def _density_colormap() -> pg.ColorMap:
@@ -303,7 +303,7 @@ def _make_editor(info: FieldInfo, changed: Callable[[], None]) -> _Editor:
 
 
 # ----------------------------------------------------------------------------------- panel
-class PosteriorLab(QWidget):
+class PosteriorLab(QWidget, LabPanelMixin):
     """Posterior lab panel: model + prior editor, overlay plot, marginals, quantile table, VI JSD traces.
 
     Args:
@@ -690,15 +690,6 @@ class PosteriorLab(QWidget):
         self._set_status(text, error=True)
         self.error_displayed.emit(failure.message)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self._error = text if error else ""
-        lines = text.splitlines()
-        if len(lines) > STATUS_LINES:
-            text = "\n".join(lines[:STATUS_LINES] + [f"… ({len(lines) - STATUS_LINES} more lines in the tooltip)"])
-        self.status_label.setText(text)
-        self.status_label.setToolTip("\n".join(lines) if error else "")
-        self.status_label.setStyleSheet("color: #c00000; font-weight: bold;" if error else "color: #444;")
-
     def _show_overlay(self, snap: PosteriorSnapshot) -> None:
         img = np.ascontiguousarray(np.nan_to_num(snap.density, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
         top = float(img.max()) if img.size else 1.0
@@ -878,14 +869,6 @@ class PosteriorLab(QWidget):
         """The snapshot on screen (frozen; ``None`` before the first result)."""
         return self._snapshot
 
-    def displayed_request_id(self) -> int:
-        """Request id of the snapshot on screen (0 before the first)."""
-        return self._shown_id
-
-    def is_busy(self) -> bool:
-        """Whether a request is scheduled or running."""
-        return self.controller.busy or self.controller.has_pending
-
     def overlay_image(self) -> np.ndarray | None:
         """A copy of the array in the heatmap (`n_b x n_a`, rows follow the 2nd parameter)."""
         img = self.image.image
@@ -939,18 +922,6 @@ class PosteriorLab(QWidget):
             if x is not None and len(x):
                 out[key] = np.stack([np.array(x, dtype=float), np.array(y, dtype=float)], -1)
         return out
-
-    def status_text(self) -> str:
-        """The status line (errors start with ``"Error:"`` or ``"VI failed:"``)."""
-        return self.status_label.text()
-
-    def status_is_error(self) -> bool:
-        """Whether the status line shows an error."""
-        return bool(self._error)
-
-    def shutdown(self) -> bool:
-        """Cancel the running request and stop the worker thread (idempotent). Returns whether it stopped."""
-        return self.controller.shutdown()
 
 
 def _join(curves: list[np.ndarray]) -> np.ndarray:

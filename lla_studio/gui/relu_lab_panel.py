@@ -64,6 +64,7 @@ from lla_studio.engine.relu_lab_worker import (
     ReluLabController,
     ReluLabFailure,
 )
+from lla_studio.gui.lab_panel import LabPanelMixin
 from lla_studio.gui.plot_style import control_column, cosmetic_pen, style_axes
 
 __all__ = ["CAPTION", "ReluLabPanel"]
@@ -241,7 +242,7 @@ class _Maps2D:
             plot.setVisible(on)
 
 
-class ReluLabPanel(QWidget):
+class ReluLabPanel(QWidget, LabPanelMixin):
     """ReLU extrapolation lab: LLA mean ± 2σ and acquisition for ReLU vs tanh vs a GP on a widened box.
 
     Args:
@@ -662,11 +663,6 @@ class ReluLabPanel(QWidget):
         self._set_status(text, error=True)
         self.errorShown.emit(failure.message)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self._error = text if error else ""
-        self.status_label.setText(text)
-        self.status_label.setStyleSheet("color: #c00000; font-weight: bold;" if error else "color: #444;")
-
     def _slot_of(self, result: ReluLabResult, key: str) -> str:
         if key == GP:
             return GP
@@ -860,14 +856,6 @@ class ReluLabPanel(QWidget):
         """The boundary-rate result in the table (``None`` before one, or after an edit)."""
         return self._rate
 
-    def displayed_request_id(self) -> int:
-        """Request id of the result on screen (0 before the first)."""
-        return self._shown_id
-
-    def is_busy(self) -> bool:
-        """Whether a lab request is scheduled or running."""
-        return self.controller.busy or self.controller.has_pending
-
     def curve_items(self, model: str) -> dict[str, Any]:
         """The 1-D plot items drawing ``model`` (``mean``, ``upper``, ``lower``, ``std``, ``acq``,
         ``marker``, ``line``), for tests and exports."""
@@ -892,13 +880,3 @@ class ReluLabPanel(QWidget):
             [self.table.item(r, c).text() for c in range(self.table.columnCount())]
             for r in range(self.table.rowCount())
         ]
-
-    def status_text(self) -> str:
-        return self.status_label.text()
-
-    def status_is_error(self) -> bool:
-        return bool(self._error)
-
-    def shutdown(self) -> bool:
-        """Cancel running work and stop the worker threads (idempotent). Returns whether they stopped."""
-        return self.controller.shutdown()
