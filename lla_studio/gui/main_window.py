@@ -529,7 +529,8 @@ class MainWindow(QMainWindow):
             self._update_title()
 
     def current_session(self) -> Session | None:
-        """The session with the engine's newest trials."""
+        """The session with the engine's newest trials (and the surrogate being typed, if any)."""
+        self.surrogate_editor.flush()
         if self.latest is not None and self.latest.session is not None:
             return self.latest.session
         return self.session
@@ -587,9 +588,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ engine commands
     def run(self) -> None:
+        self.surrogate_editor.flush()  # a value typed a moment ago is part of the run
         self.engine.run(self.budget.value())
 
     def step(self) -> None:
+        self.surrogate_editor.flush()
         self.engine.step()
 
     def pause(self) -> None:

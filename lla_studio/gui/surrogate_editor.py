@@ -20,7 +20,7 @@ import re
 from dataclasses import MISSING, fields
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -48,6 +48,7 @@ from lla_studio.gui.search_space_editor import report_validity
 __all__ = ["SurrogateEditor", "count_weights", "format_ints", "parse_ints"]
 
 _INVALID_STYLE = "background-color: rgb(255, 205, 205);"
+TYPING_DELAY_MS = 400  # a typed value reaches the session once typing pauses this long
 _SETTINGS_DEFAULTS: dict[str, Any] = {
     f.name: (list(f.default) if isinstance(f.default, tuple) else f.default) for f in fields(LLASettings) if f.default is not MISSING
 }
@@ -160,7 +161,10 @@ class SurrogateEditor(QWidget):
 
     Signals:
         spec_changed(object): A new, valid :class:`SurrogateSpec` after a user edit (never on
-            :meth:`set_spec`, never twice in a row for the same spec).
+            :meth:`set_spec`, never twice in a row for the same spec). Typing in a text field is
+            validated at every keystroke but announced once the typing pauses
+            (:data:`TYPING_DELAY_MS`), on Enter or focus-out, or at :meth:`flush`; other widgets
+            announce at once.
         validity_changed(bool): The editor turned valid or invalid (also after :meth:`set_spec`
             or :meth:`set_feature_count` when that flips it).
     """
@@ -173,6 +177,11 @@ class SurrogateEditor(QWidget):
         self._loading = True
         self._bases: dict[str, dict[str, Any]] = {"gp": {}, "lla": {"network": dict(DEFAULT_NETWORK)}}
         self._current: SurrogateSpec | None = None
+        self._typed: SurrogateSpec | None = None  # valid spec typed but not announced yet
+        self._typing = QTimer(self)
+        self._typing.setSingleShot(True)
+        self._typing.setInterval(TYPING_DELAY_MS)
+        self._typing.timeout.connect(self.flush)
         self.n_features: int | None = None
         self.valid = True
         self.error = ""
@@ -408,7 +417,8 @@ class SurrogateEditor(QWidget):
         self.advanced_toggle.toggled.connect(self._toggle_advanced)
         for w in self._all_inputs():
             if isinstance(w, QLineEdit):
-                w.textChanged.connect(self._edited)
+                w.textChanged.connect(self._typed_edit)
+                w.editingFinished.connect(self.flush)
             elif isinstance(w, QComboBox):
                 w.currentIndexChanged.connect(self._edited)
             elif isinstance(w, QSpinBox):
@@ -623,6 +633,20 @@ class SurrogateEditor(QWidget):
         self._update_enabled()
         self._refresh(emit=True)
 
+    def _typed_edit(self, *_args: Any) -> None:
+        if self._loading:
+            return
+        self._update_enabled()
+        self._refresh(emit=True, defer=True)
+
+    def flush(self) -> None:
+        """Announce a typed spec that waits for the typing pause now (no-op when none waits)."""
+        self._typing.stop()
+        spec, self._typed = self._typed, None
+        if spec is not None and spec != self._current:
+            self._current = spec
+            self.spec_changed.emit(spec)
+
     def _type_changed(self) -> None:
         if self._loading:
             return
@@ -664,10 +688,20 @@ class SurrogateEditor(QWidget):
         for w in (self.tune_prior, self.tune_noise, self.delta_lo, self.delta_hi, self.sigma_lo, self.sigma_hi, self.max_tuning_iterations):
             w.setEnabled(tuning != "none")
 
-    def _refresh(self, emit: bool) -> None:
+    def _refresh(self, emit: bool, defer: bool = False) -> None:
         spec, errors, message = self._evaluate()
         self._paint(errors, message)
         self._update_weights()
+        if defer and emit:
+            # the newest valid typed state waits for the pause; an invalid or unchanged one cancels it
+            self._typed = spec if spec is not None and spec != self._current else None
+            if self._typed is None:
+                self._typing.stop()
+            else:
+                self._typing.start()
+            return
+        self._typing.stop()
+        self._typed = None
         if spec is not None and spec != self._current:
             self._current = spec
             if emit:

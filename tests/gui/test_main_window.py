@@ -14,6 +14,13 @@ from lla_studio.core.session import load_session, session_to_dict
 from lla_studio.gui.main_window import MainWindow, default_session_path
 
 
+def _type(line_edit, text: str) -> None:
+    """Type ``text`` and press Enter (a typed value is announced on Enter or after a pause)."""
+    line_edit.setText(text)
+    line_edit.editingFinished.emit()
+
+
+
 @pytest.fixture
 def window(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -240,20 +247,23 @@ def test_surrogate_panel_edits_the_network_and_gates_run(window, qtbot):
     editor = window.surrogate_editor
     window.surrogate_combo.setCurrentText("lla")
     assert editor.type_combo.currentData() == "lla"
-    editor.widths.setText("0, 50")  # zero width: refused inline, Run disabled, session untouched
+    _type(editor.widths, "0, 50")  # zero width: refused inline, Run disabled, session untouched
     assert not editor.valid and not window.run_action.isEnabled()
     assert "width" in editor.widths.toolTip()
     assert window.session.surrogate.options["network"]["widths"] == (50, 50)
-    editor.widths.setText("32, 32, 32")
+    _type(editor.widths, "32, 32, 32")
     editor.mlp_activation.setCurrentIndex(editor.mlp_activation.findData("relu"))
     assert editor.valid and window.run_action.isEnabled()
     net = window.session.surrogate.options["network"]
     assert (tuple(net["widths"]), net["activation"]) == ((32, 32, 32), "relu")
     assert window.dirty
+    editor.widths.setText("32, 32")  # typed without Enter, then Run at once: the run uses it
+    assert window.session.surrogate.options["network"]["widths"] == (32, 32, 32)
     window.run()  # the edited network is the one fitted: one fit, then look at its timeline entry
     qtbot.waitUntil(lambda: window.latest is not None and len(window.latest.hyperparameters) >= 1, timeout=120_000)
     window.pause()
     assert window.latest.session.surrogate.options["network"]["activation"] == "relu"
+    assert tuple(window.latest.session.surrogate.options["network"]["widths"]) == (32, 32)
 
 
 def test_search_space_edits_undo_and_redo(window, qtbot):

@@ -16,6 +16,13 @@ from lla_studio.core.surrogates.networks import MLPSpec, build, network_from_dic
 from lla_studio.gui import surrogate_editor as module
 from lla_studio.gui.surrogate_editor import SurrogateEditor, count_weights
 
+
+def _type(line_edit, text: str) -> None:
+    """Type ``text`` and press Enter (a typed value is announced on Enter or after a pause)."""
+    line_edit.setText(text)
+    line_edit.editingFinished.emit()
+
+
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = sorted(
     [*(ROOT / "resources" / "sessions").glob("*.json"), *(ROOT / "lla_studio" / "resources" / "sessions").glob("*.json"),
@@ -129,7 +136,7 @@ def test_switching_gp_to_lla_yields_the_default_network(editor, qtbot):
 def test_lla_to_gp_and_back_keeps_the_edits_and_gp_options(editor):
     editor.set_spec(SurrogateSpec("gp", {"note": "kept"}), n_features=2)
     editor.type_combo.setCurrentText("LLA")
-    editor.widths.setText("8")
+    _type(editor.widths, "8")
     editor.type_combo.setCurrentText("GP")
     assert editor.emitted[-1] == SurrogateSpec("gp", {"note": "kept"})
     editor.type_combo.setCurrentText("LLA")
@@ -139,7 +146,7 @@ def test_lla_to_gp_and_back_keeps_the_edits_and_gp_options(editor):
 # ---------------------------------------------------------------------- network edits
 def test_edit_widths_and_activation(editor, qtbot):
     _lla(editor)
-    editor.widths.setText("64, 64, 64")
+    _type(editor.widths, "64, 64, 64")
     with qtbot.waitSignal(editor.spec_changed, timeout=1000) as blocker:
         editor.mlp_activation.setCurrentText("relu")
     spec = blocker.args[0]
@@ -152,7 +159,7 @@ def test_edit_widths_and_activation(editor, qtbot):
 def test_zero_width_is_flagged_inline_and_not_emitted(editor):
     _lla(editor)
     before = list(editor.emitted)
-    editor.widths.setText("0, 50")
+    _type(editor.widths, "0, 50")
     assert editor.emitted == before
     assert editor.validity == [False]
     assert not editor.valid and editor.spec() is None
@@ -160,7 +167,7 @@ def test_zero_width_is_flagged_inline_and_not_emitted(editor):
     assert "width" in editor.widths.toolTip() and "got 0" in editor.widths.toolTip()
     assert "widths[0]" in editor.status.text()
     assert editor.mlp_activation.styleSheet() == ""  # only the culprit is red
-    editor.widths.setText("20, 50")
+    _type(editor.widths, "20, 50")
     assert editor.validity == [False, True]
     assert editor.widths.styleSheet() == "" and editor.widths.toolTip().startswith("hidden layer widths")
     assert thaw(editor.emitted[-1].options["network"])["widths"] == [20, 50]
@@ -169,21 +176,21 @@ def test_zero_width_is_flagged_inline_and_not_emitted(editor):
 
 def test_unparsable_widths_and_numbers_name_the_field(editor):
     _lla(editor)
-    editor.widths.setText("50, fifty")
+    _type(editor.widths, "50, fifty")
     assert not editor.valid and "'fifty' is not an integer" in editor.widths.toolTip()
-    editor.widths.setText("[32 32]")  # brackets and spaces are fine
+    _type(editor.widths, "[32 32]")  # brackets and spaces are fine
     assert editor.valid and thaw(editor.emitted[-1].options["network"])["widths"] == [32, 32]
-    editor.noise_std.setText("abc")
+    _type(editor.noise_std, "abc")
     assert not editor.valid and RED in editor.noise_std.styleSheet() and "noise σ" in editor.noise_std.toolTip()
-    editor.noise_std.setText("-1")
+    _type(editor.noise_std, "-1")
     assert "noise_std: must be a number > 0" in editor.noise_std.toolTip()
-    editor.noise_std.setText("0.2")
+    _type(editor.noise_std, "0.2")
     assert editor.valid and thaw(editor.emitted[-1].options["settings"]) == {"noise_std": 0.2}
 
 
 def test_empty_widths_is_a_linear_model(editor):
     _lla(editor)
-    editor.widths.setText("")
+    _type(editor.widths, "")
     assert editor.valid
     assert network_from_dict(thaw(editor.emitted[-1].options["network"])) == MLPSpec((), "tanh")
     assert editor.weights_label.text() == "2 features → 3 weights (3 in the last layer)"
@@ -214,7 +221,7 @@ def test_cnn_core_errors_land_on_their_fields(editor):
     editor.network_kind.setCurrentText("CNN")
     assert (editor.image_h.value(), editor.image_w.value()) == (2, 2)  # the most square image of 4 features
     assert not editor.valid and "pools a 2x2 image below 1x1" in editor.channels.toolTip()  # 2 stages of pooling
-    editor.channels.setText("3")
+    _type(editor.channels, "3")
     assert editor.valid
     editor.kernel_size.setValue(4)
     assert not editor.valid and "odd" in editor.kernel_size.toolTip()
@@ -253,11 +260,11 @@ def test_training_and_tuning_fields(editor):
     editor.tuning.setCurrentText("online")
     editor.online_every.setValue(25)
     editor.tune_prior.setChecked(False)
-    editor.prior_precision.setText("3.5")
+    _type(editor.prior_precision, "3.5")
     editor.seed.setValue(11)
     editor.advanced_toggle.setChecked(True)
     assert editor.advanced.isVisibleTo(editor)
-    editor.delta_hi.setText("100")
+    _type(editor.delta_hi, "100")
     editor.chunk_size.setValue(256)
     settings = thaw(editor.emitted[-1].options["settings"])
     assert settings == {
@@ -276,7 +283,7 @@ def test_training_and_tuning_fields(editor):
 def test_bounds_errors_mark_both_ends(editor):
     _lla(editor)
     editor.advanced_toggle.setChecked(True)
-    editor.sigma_lo.setText("3")
+    _type(editor.sigma_lo, "3")
     assert not editor.valid
     assert "noise_std_bounds: needs low < high" in editor.sigma_lo.toolTip()
     assert RED in editor.sigma_lo.styleSheet() and RED in editor.sigma_hi.styleSheet()
@@ -287,7 +294,7 @@ def test_explicit_defaults_are_kept_and_no_defaults_are_added(editor):
     spec = SurrogateSpec("lla", {"network": {"network": "mlp", "widths": [10], "activation": "relu"},
                                  "settings": {"seed": 0, "rel_tol": 0.0001, "chunk_size": 2048}})
     editor.set_spec(spec, n_features=2)
-    editor.widths.setText("12")
+    _type(editor.widths, "12")
     options = thaw(editor.emitted[-1].options)
     assert options == {"network": {"network": "mlp", "widths": [12], "activation": "relu"},
                        "settings": {"seed": 0, "rel_tol": 0.0001, "chunk_size": 2048}}
@@ -300,7 +307,7 @@ def test_fields_unknown_to_the_editor_are_preserved(editor, monkeypatch):
                                  "settings": {"future_knob": [1, 2]}, "ensemble": 3})
     editor.set_spec(spec, n_features=2)
     assert editor.spec() == spec
-    editor.widths.setText("11")
+    _type(editor.widths, "11")
     editor.seed.setValue(4)
     assert thaw(editor.emitted[-1].options) == {
         "network": {"network": "mlp", "widths": [11], "dropout": 0.1},
@@ -320,9 +327,42 @@ def test_an_unknown_setting_is_reported_not_dropped(editor):
 
 def test_set_spec_does_not_emit_and_resets_validity(editor):
     _lla(editor)
-    editor.widths.setText("0")
+    _type(editor.widths, "0")
     assert editor.validity == [False]
     n = len(editor.emitted)
     editor.set_spec(SurrogateSpec("lla", {"network": {"network": "mlp", "widths": [5]}}), n_features=2)
     assert editor.valid and editor.validity == [False, True] and len(editor.emitted) == n
     assert editor.widths.styleSheet() == "" and editor.status.text() == ""
+
+
+# ---------------------------------------------------------------------- typing
+def test_typing_is_checked_at_once_and_announced_when_it_pauses(editor, qtbot):
+    _lla(editor)
+    before = len(editor.emitted)
+    editor.widths.setText("6")  # keystrokes, no Enter
+    editor.widths.setText("64")
+    assert editor.valid and len(editor.emitted) == before  # checked, not announced yet
+    editor.widths.setText("64, 0")  # invalid: red at once, nothing waits to be announced
+    assert not editor.valid and RED in editor.widths.styleSheet()
+    qtbot.wait(module.TYPING_DELAY_MS + 200)
+    assert len(editor.emitted) == before
+    editor.widths.setText("64, 6")
+    editor.widths.setText("64, 64")
+    qtbot.waitUntil(lambda: len(editor.emitted) == before + 1, timeout=3000)
+    assert thaw(editor.emitted[-1].options)["network"]["widths"] == [64, 64]  # the last state only
+    qtbot.wait(module.TYPING_DELAY_MS + 200)
+    assert len(editor.emitted) == before + 1
+
+
+def test_flush_and_other_widgets_announce_a_typed_value_at_once(editor):
+    _lla(editor)
+    before = len(editor.emitted)
+    editor.widths.setText("12")
+    editor.flush()
+    assert thaw(editor.emitted[-1].options)["network"]["widths"] == [12] and len(editor.emitted) == before + 1
+    editor.flush()  # nothing waits
+    assert len(editor.emitted) == before + 1
+    editor.widths.setText("7")
+    editor.mlp_activation.setCurrentIndex(editor.mlp_activation.findData("gelu"))  # carries the typed 7 along
+    net = thaw(editor.emitted[-1].options)["network"]
+    assert (net["widths"], net["activation"]) == ([7], "gelu") and len(editor.emitted) == before + 2
