@@ -27,6 +27,21 @@ __all__ = ["ConvergenceView", "HyperparameterView", "LOOView", "MapsView", "Slic
 pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
 
 AXIS_WIDTH = 56  # px
+# log EI is shown down to this many nats below its maximum (EI below e^-12 of the best is "nothing"):
+# next to an observation it drops to -600, and a full-range colour scale would paint everything else
+# the same colour.
+LOG_ACQ_SPAN = 12.0
+
+
+def log_acquisition_range(values: np.ndarray) -> tuple[float, float] | None:
+    """``(lo, hi)`` of the finite log-acquisition values, ``lo`` floored at ``hi - LOG_ACQ_SPAN``."""
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if not len(a):
+        return None
+    hi = float(a.max())
+    lo = max(float(a.min()), hi - LOG_ACQ_SPAN)
+    return lo, (hi if hi > lo else lo + 1.0)
 
 
 def fixed_axis_width(plot: Any, width: int = AXIS_WIDTH) -> None:
@@ -64,11 +79,19 @@ def inactive_note(space: Any, names: tuple[str, ...], base_u: np.ndarray) -> str
     return ""
 
 
+class IntegerAxis(pg.AxisItem):
+    """An axis of counts (trials, training points): never a tick between two integers."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802 - pyqtgraph API
+        levels = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1.0]
+        return levels or [(1.0, 0.0)]
+
+
 class ConvergenceView(pg.PlotWidget):
     """Value per trial and best-so-far; failed trials marked on the axis."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"bottom": IntegerAxis("bottom")})
         self.setLabel("bottom", "trial")
         self.setLabel("left", "value")
         fixed_axis_width(self)
@@ -230,10 +253,9 @@ class SliceView(QWidget):
         if self._needs((vy0, vy1), y0, y1):
             pad = 0.06 * (y1 - y0)
             self.plot.setYRange(y0 - pad, y1 + pad, padding=0)
-        a = acq[np.isfinite(acq)]
-        if len(a):
-            a0, a1 = float(a.min()), float(a.max())
-            a1 = a1 if a1 > a0 else a0 + 1.0
+        span = log_acquisition_range(acq)
+        if span is not None:
+            a0, a1 = span
             if self._needs(tuple(self.acq_plot.viewRange()[1]), a0, a1):
                 pad = 0.08 * (a1 - a0)
                 self.acq_plot.setYRange(a0 - pad, a1 + pad, padding=0)
@@ -384,6 +406,8 @@ class MapsView(QWidget):
             if self.note_text:
                 data = np.zeros_like(data)
             lo, hi = float(data.min()), float(data.max())
+            if key == "acquisition" and not self.note_text:
+                lo, hi = log_acquisition_range(data) or (lo, hi)
             if hi <= lo:
                 hi = lo + 1e-9
             self.images[key].setImage(data, levels=(lo, hi))
@@ -407,7 +431,7 @@ class HyperparameterView(pg.PlotWidget):
     """Lengthscales, output scales and noise per fit (log scale)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"bottom": IntegerAxis("bottom")})
         self.setLabel("bottom", "training points")
         self.setLabel("left", "value")
         self.setLabel("left", "log₁₀ value")  # log10 of the values on a linear axis: clean labels on a short plot

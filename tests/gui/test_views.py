@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from lla_studio.core.space import search_space_from_dict
@@ -130,3 +132,50 @@ def test_trials_table_rewrites_only_changed_rows(qtbot):
     assert "'abc' is not a number" in table.window.errors[-1] and table.item(3, 5).text() == ""
     table.update_trials(trials[:2], ["a", "b"])
     assert table.rowCount() == 2 and table.item(1, 1).text() == "completed"
+
+
+def test_log_ei_keeps_its_contrast_next_to_observations(qtbot):
+    """log EI dives to about -600 at an observation; slice and map show the top 12 nats."""
+    from lla_studio.gui.views import LOG_ACQ_SPAN
+
+    x = np.linspace(1e-4, 1e-1, 60)
+    acq = -((x - 0.05) / 0.02) ** 2  # 0 at the top, about -6 at the ends
+    acq[10] = -600.0  # an observation on the slice
+    base = _snapshot(("lr",), [x], {"optimizer": "adam", "lr": 0.01})
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names))
+    view.update_surface(replace(base, acquisition=acq), SPACE.index("lr"), SPACE)
+    y0, y1 = view.acq_plot.viewRange()[1]
+    assert -LOG_ACQ_SPAN - 1.0 < y0 < -LOG_ACQ_SPAN and 0.0 < y1 < 1.0
+
+    maps = MapsView()
+    qtbot.addWidget(maps)
+    axes = [np.linspace(1e-4, 1e-1, 30), np.linspace(1e-4, 1e-1, 20)]
+    snap = _snapshot(("lr", "lr"), axes, {"optimizer": "adam", "lr": 0.01})
+    grid = -np.add.outer(np.linspace(-2, 2, 20) ** 2, np.linspace(-2, 2, 30) ** 2)  # 0 ... -8
+    grid[5, 7] = -600.0
+    maps.update_surface(replace(snap, acquisition=grid), (2, 2), None, space=SPACE)
+    lo, hi = maps.images["acquisition"].levels
+    assert hi == pytest.approx(grid.max(), abs=1e-6) and lo == pytest.approx(grid.max() - LOG_ACQ_SPAN, abs=1e-6)
+    assert maps.images["mean"].levels[0] == pytest.approx(snap.mean.min(), abs=1e-6)  # other maps: full range
+    # a surface that spans less than the floor keeps its own range
+    maps.update_surface(replace(snap, acquisition=np.maximum(grid, -8.0)), (2, 2), None, space=SPACE)
+    assert maps.images["acquisition"].levels[0] == pytest.approx(-8.0)
+
+
+def test_count_axes_have_integer_ticks_only(qtbot):
+    from lla_studio.gui.views import HyperparameterView
+
+    view = HyperparameterView()
+    qtbot.addWidget(view)
+    view.resize(400, 200)
+    view.update_timeline(tuple((n, {"covar_module.lengthscale": [0.3 + 0.01 * n], "likelihood.noise_covar.noise": [1e-3]}) for n in (8, 9, 10, 11)))
+    view.setXRange(8, 11, padding=0)
+    axis = view.getAxis("bottom")
+    values = [v for _, level in axis.tickValues(8.0, 11.0, 400) for v in level]
+    assert values and all(float(v).is_integer() for v in values)
+    assert {8.0, 9.0, 10.0, 11.0} <= set(values)
+    # a plain pyqtgraph axis would put ticks at halves here
+    plain = [v for _, level in pg.AxisItem("bottom").tickValues(8.0, 11.0, 400) for v in level]
+    assert any(not float(v).is_integer() for v in plain)
