@@ -6,6 +6,9 @@ Run: ``QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py [--redraws 200
    study worker runs model-based iterations (from the end of the initial design until
    ``n_evaluated >= --until``), with the window shown (offscreen) so views repaint. A stall is a
    heartbeat gap minus the period; we report p50/p90/p99/max.
+   While the window is still open, a full ``gc.collect()`` is timed with the long-lived objects
+   frozen out of the collector (what the studio does after its first paint, see
+   ``lla_studio.engine.gui_gc.freeze_long_lived``) and with nothing frozen (Python's default).
 2. Redraw: ``ImageItem.setImage`` of a C-contiguous float32 100x100 array with explicit levels,
    then ``app.processEvents()``, timed over ``--redraws`` redraws of the shown window; median.
 
@@ -15,6 +18,7 @@ Goals: p99 stall < 50 ms, redraw < 10 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -33,7 +37,16 @@ GOAL_STALL_P99_MS = 50.0
 GOAL_REDRAW_MS = 10.0
 
 
-def measure_stalls(app: QApplication, until: int, tmp: Path, surrogate: str = "gp") -> np.ndarray:
+def _time_full_collections(repeats: int = 5) -> np.ndarray:
+    out = np.empty(repeats)
+    for i in range(repeats):
+        t = time.perf_counter()
+        gc.collect()
+        out[i] = time.perf_counter() - t
+    return out * 1e3
+
+
+def measure_stalls(app: QApplication, until: int, tmp: Path, surrogate: str = "gp") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from lla_studio.gui.main_window import MainWindow
 
     settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
@@ -60,6 +73,10 @@ def measure_stalls(app: QApplication, until: int, tmp: Path, surrogate: str = "g
             app.processEvents()
             time.sleep(0.001)
         beat.stop()
+        frozen = _time_full_collections()
+        gc.unfreeze()
+        thawed = _time_full_collections()
+        gc.freeze()
     finally:
         w.pause()
         w.shutdown()
@@ -67,7 +84,7 @@ def measure_stalls(app: QApplication, until: int, tmp: Path, surrogate: str = "g
         w.deleteLater()
         app.processEvents()
     gaps_ms = np.diff(np.asarray(stamps)) * 1e3
-    return np.maximum(gaps_ms - PERIOD_MS, 0.0)
+    return np.maximum(gaps_ms - PERIOD_MS, 0.0), frozen, thawed
 
 
 def measure_redraw(app: QApplication, n: int) -> np.ndarray:
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as d:
-        stalls = measure_stalls(app, args.until, Path(d), args.surrogate)
+        stalls, gc_frozen, gc_thawed = measure_stalls(app, args.until, Path(d), args.surrogate)
     redraw = measure_redraw(app, args.redraws)
     p50, p90, p99 = np.percentile(stalls, [50, 90, 99])
     rmed = float(np.median(redraw))
@@ -126,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         r = f"{value / goal:.2f}" if goal else "—"
         ok = ("yes" if value < goal else "NO") if goal else ""
         print(f"| {name:<14} | {value:9.2f} | {g:>8} | {r:>13} | {ok:<3} |")
+    print()
+    print(f"full gc.collect() on the GUI thread with the window open (median of {len(gc_frozen)}):")
+    print()
+    f, t = float(np.median(gc_frozen)), float(np.median(gc_thawed))
+    print("| long-lived objects                     |    ms | ratio |")
+    print("|----------------------------------------|-------|-------|")
+    print(f"| frozen after the first paint (studio)  | {f:5.1f} |  1.00 |")
+    print(f"| not frozen (Python's default)          | {t:5.1f} | {t / f:5.1f} |")
     return 0
 
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
+from lla_studio.engine.gui_gc import freeze_long_lived, thaw_long_lived
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
 from lla_studio.gui.posterior_lab import PosteriorLab
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = self.settings.value("windowState")
         self._layout_pending = state is None  # first run: proportions set when first shown
+        self._frozen = False  # long-lived objects frozen out of the GC after the first show
         if state is not None:
             self.restoreState(state)
         self.open_session(session_path or default_session_path())
@@ -219,6 +221,9 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
         QTimer.singleShot(0, self._hide_stale_tab_bars)
+        if not self._frozen:
+            self._frozen = True
+            QTimer.singleShot(0, freeze_long_lived)  # after the first paint: see gui_gc
         if self._layout_pending:
             self._layout_pending = False
             QTimer.singleShot(0, self.default_layout)  # once the docks have their first geometry
@@ -366,11 +371,13 @@ class MainWindow(QMainWindow):
         if visible and self.relu_lab is None:
             self.relu_lab = ReluLabPanel()
             self.docks["ReLU lab"].setWidget(self.relu_lab)
+            freeze_long_lived()  # torch was imported for it
 
     def _posterior_lab_shown(self, visible: bool) -> None:
         if visible and self.posterior_lab is None:
             self.posterior_lab = PosteriorLab()
             self.docks["Posterior lab"].setWidget(self.posterior_lab)
+            freeze_long_lived()
 
     def _refresh_runnable(self) -> None:
         self._set_runnable(self.space_editor.valid and self.surrogate_editor.valid)
@@ -693,6 +700,7 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown(self) -> None:
+        thaw_long_lived()
         self.redraw.stop()
         self.kernel_editor.shutdown()
         if self.posterior_lab is not None:

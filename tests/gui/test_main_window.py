@@ -20,7 +20,6 @@ def _type(line_edit, text: str) -> None:
     line_edit.editingFinished.emit()
 
 
-
 @pytest.fixture
 def window(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -297,3 +296,12 @@ def test_relu_lab_tab_is_built_when_shown(window, qtbot):
         pass
     result = window.relu_lab.result
     assert set(result.models) == {"relu", "tanh", "gp"}
+
+
+def test_long_lived_objects_are_frozen_out_of_the_collector_while_the_window_lives(window, qtbot):
+    import gc
+
+    window.show()
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 50_000, timeout=5_000)  # Qt, pyqtgraph, numpy, the window
+    window.shutdown()
+    assert gc.get_freeze_count() == 0  # a closed window can be collected again
