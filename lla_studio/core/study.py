@@ -35,7 +35,7 @@ from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, 
 from lla_studio.core.objectives import Objective, make_objective
 from lla_studio.core.session import Session
 from lla_studio.core.space import RealParameter
-from lla_studio.core.specs import Trial
+from lla_studio.core.specs import AcquisitionSpec, Trial
 
 __all__ = [
     "AcquisitionOptimized",
@@ -198,6 +198,11 @@ class Study:
     def session(self) -> Session:
         """The session with the current trials."""
         return self._session.with_trials(tuple(self._trials))
+
+    @property
+    def acquisition(self) -> AcquisitionSpec:
+        """The session's acquisition settings."""
+        return self._session.acquisition
 
     @property
     def trials(self) -> tuple[Trial, ...]:

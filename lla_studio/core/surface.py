@@ -15,8 +15,20 @@ import numpy as np
 import torch
 
 from lla_studio.core.space import ChoiceParameter, IntegerParameter, SearchSpace
+from lla_studio.core.specs import AcquisitionSpec
 
-__all__ = ["SurfaceRequest", "SurfaceSnapshot", "compute_surface", "axis_values"]
+__all__ = ["SurfaceRequest", "SurfaceSnapshot", "acquisition_label", "compute_surface", "axis_values"]
+
+# What the views draw for each acquisition type (the study's own function, q = 1, analytic).
+# Thompson sampling has no acquisition surface (it maximizes one posterior draw), and q > 1
+# proposals use qLogNEI, whose one-point analytic counterpart is LogEI: both show log EI.
+_SHOWN = {"logei": "logei", "ei": "ei", "pi": "pi", "ucb": "ucb", "thompson": "logei", "qlognei": "logei"}
+_LABELS = {"logei": "log EI", "ei": "EI", "pi": "PI", "ucb": "UCB"}
+
+
+def acquisition_label(spec: AcquisitionSpec | None) -> str:
+    """The label of what :func:`compute_surface` draws for ``spec`` (``None``: LogEI)."""
+    return _LABELS[_SHOWN[spec.type] if spec is not None else "logei"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +58,13 @@ class SurfaceSnapshot:
         axes: Per swept parameter, the axis in parameter units (``n`` or ``k`` values).
         mean: Posterior mean, shape ``(n,)`` or ``(n_b, n_a)`` (rows follow the second parameter).
         sd: Posterior standard deviation, same shape.
-        acquisition: Expected improvement (log scale) with respect to the incumbent, same shape.
+        acquisition: The study's acquisition function (see :attr:`acquisition_label`) for one
+            point, same shape: LogEI, EI or PI with respect to the incumbent, or UCB.
         observed_u: ``m x d`` encodings of the completed trials.
         observed_y: ``m`` values.
         distance: ``m`` distances of each observation to the slice (unit cube, other coordinates).
         incumbent_u: ``d`` encoding of the best trial (or empty).
+        acquisition_label: ``"log EI"``, ``"EI"``, ``"PI"`` or ``"UCB"``.
     """
 
     request_id: int
@@ -63,6 +77,12 @@ class SurfaceSnapshot:
     observed_y: np.ndarray
     distance: np.ndarray
     incumbent_u: np.ndarray
+    acquisition_label: str = "log EI"
+
+    @property
+    def log_acquisition(self) -> bool:
+        """Whether :attr:`acquisition` is on a log scale (its far tails go to about -600)."""
+        return self.acquisition_label == "log EI"
 
 
 def axis_values(space: SearchSpace, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +106,17 @@ def compute_surface(
     train_Y: torch.Tensor,
     minimize: bool,
     request: SurfaceRequest,
+    acquisition: AcquisitionSpec | None = None,
 ) -> SurfaceSnapshot:
-    """Evaluate the model on the requested slice/map (no gradients, float64)."""
-    from botorch.acquisition import LogExpectedImprovement
+    """Evaluate the model on the requested slice/map (no gradients, float64).
 
+    ``acquisition``: the study's acquisition settings; the surface shows that function for one
+    point (LogEI for Thompson sampling and ``None``)."""
+    from dataclasses import replace
+
+    from lla_studio.core.acquisition import build_acquisition
+
+    spec = replace(acquisition or AcquisitionSpec(), type=_SHOWN[acquisition.type if acquisition else "logei"])
     d = space.dim
     y = train_Y.reshape(-1)
     best = int(torch.argmin(y) if minimize else torch.argmax(y)) if y.numel() else -1
@@ -114,8 +141,8 @@ def compute_surface(
         mean = post.mean.reshape(shape).numpy().copy()
         sd = post.variance.clamp_min(0).sqrt().reshape(shape).numpy().copy()
         if y.numel():
-            acq = LogExpectedImprovement(model, best_f=y[best], maximize=not minimize)(X.unsqueeze(-2))
-            acq_np = acq.reshape(shape).numpy().copy()
+            acqf = build_acquisition(spec, model, train_U, train_Y.reshape(-1, 1), minimize, q=1)
+            acq_np = acqf(X.unsqueeze(-2)).reshape(shape).numpy().copy()
         else:
             acq_np = np.zeros(shape)
     other = [j for j in range(d) if j not in cols]
@@ -132,4 +159,5 @@ def compute_surface(
         observed_y=y.numpy().copy(),
         distance=dist,
         incumbent_u=base.numpy().copy() if best >= 0 else np.zeros(0),
+        acquisition_label=_LABELS[spec.type],
     )

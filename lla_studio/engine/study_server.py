@@ -177,11 +177,11 @@ class _Server:
                 if not self.alive:
                     return
                 pending, self.surface_pending = self.surface_pending, {}
-                model, U, Y, minimize = self.surface_model
+                model, U, Y, minimize, acquisition = self.surface_model
                 space = self.space
             for req in pending.values():
                 try:
-                    snap = compute_surface(model, space, U, Y, minimize, req)
+                    snap = compute_surface(model, space, U, Y, minimize, req, acquisition)
                 except Exception as err:  # shown in the status bar; the views keep their last data
                     self.send("failed", f"surface: {type(err).__name__}: {err}")
                     continue
@@ -342,7 +342,7 @@ class _Server:
         self._handed_model = study.last_fit.model
         U, Y = study.training_data()
         with self.surface_cv:
-            self.surface_model = (study.last_fit.model, U, Y, study.minimize)
+            self.surface_model = (study.last_fit.model, U, Y, study.minimize, study.acquisition)
             self.surface_pending.update(self.surface_latest)  # recompute the views for the new model
             self.surface_cv.notify()
 

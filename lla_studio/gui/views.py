@@ -33,15 +33,16 @@ AXIS_WIDTH = 56  # px
 LOG_ACQ_SPAN = 12.0
 
 
-def log_acquisition_range(values: np.ndarray) -> tuple[float, float] | None:
-    """``(lo, hi)`` of the finite log-acquisition values, ``lo`` floored at ``hi - LOG_ACQ_SPAN``."""
+def acquisition_range(values: np.ndarray, log: bool = True) -> tuple[float, float] | None:
+    """``(lo, hi)`` of the finite acquisition values; on a log scale ``lo`` is floored at
+    ``hi - LOG_ACQ_SPAN``."""
     a = np.asarray(values, dtype=float)
     a = a[np.isfinite(a)]
     if not len(a):
         return None
     hi = float(a.max())
-    lo = max(float(a.min()), hi - LOG_ACQ_SPAN)
-    return lo, (hi if hi > lo else lo + 1.0)
+    lo = max(float(a.min()), hi - LOG_ACQ_SPAN) if log else float(a.min())
+    return lo, (hi if hi > lo else lo + (1.0 if log else max(abs(lo) * 1e-6, 1e-12)))
 
 
 def fixed_axis_width(plot: Any, width: int = AXIS_WIDTH) -> None:
@@ -238,7 +239,9 @@ class SliceView(QWidget):
         v0, v1 = view
         return lo < v0 or hi > v1 or (hi - lo) < 0.6 * (v1 - v0)
 
-    def _fit_ranges(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, observed: np.ndarray, acq: np.ndarray) -> None:
+    def _fit_ranges(
+        self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, observed: np.ndarray, acq: np.ndarray, log_acq: bool = True
+    ) -> None:
         ys = np.concatenate([lo, hi, observed])
         ys = ys[np.isfinite(ys)]
         if not len(x) or not len(ys):
@@ -253,7 +256,7 @@ class SliceView(QWidget):
         if self._needs((vy0, vy1), y0, y1):
             pad = 0.06 * (y1 - y0)
             self.plot.setYRange(y0 - pad, y1 + pad, padding=0)
-        span = log_acquisition_range(acq)
+        span = acquisition_range(acq, log_acq)
         if span is not None:
             a0, a1 = span
             if self._needs(tuple(self.acq_plot.viewRange()[1]), a0, a1):
@@ -304,6 +307,9 @@ class SliceView(QWidget):
             self._ticks = ticks
         if self.plot.getAxis("bottom").labelText != snap.params[0]:  # a new label re-lays out the plot
             self.plot.setLabel("bottom", snap.params[0])
+        label = snap.acquisition_label
+        if self.acq_plot.getAxis("left").labelText != label:
+            self.acq_plot.setLabel("left", label)
         if not len(snap.observed_y):
             self.obs.setData([], [])
         if len(snap.observed_y):
@@ -313,7 +319,10 @@ class SliceView(QWidget):
             ox = to_axis(snap.observed_u[:, column], x)
             self.obs.setData(ox, snap.observed_y, brush=brushes, pen=None)
         if self.follow_data:
-            self._fit_ranges(x, snap.mean - 2 * snap.sd, snap.mean + 2 * snap.sd, snap.observed_y, snap.acquisition)
+            self._fit_ranges(
+                x, snap.mean - 2 * snap.sd, snap.mean + 2 * snap.sd, snap.observed_y, snap.acquisition,
+                snap.log_acquisition,
+            )
 
 
 class MapsView(QWidget):
@@ -345,6 +354,7 @@ class MapsView(QWidget):
         self.notes: dict[str, pg.TextItem] = {}
         self.note_text = ""
         self._ticks: dict[str, Any] = {}
+        self._titles: dict[str, str] = {"acquisition": "log EI"}
         for col, (key, title, cmap) in enumerate(
             (("mean", "mean", "viridis"), ("sd", "standard deviation", "magma"), ("acquisition", "log EI", "cividis"))
         ):
@@ -407,7 +417,11 @@ class MapsView(QWidget):
                 data = np.zeros_like(data)
             lo, hi = float(data.min()), float(data.max())
             if key == "acquisition" and not self.note_text:
-                lo, hi = log_acquisition_range(data) or (lo, hi)
+                lo, hi = acquisition_range(data, snap.log_acquisition) or (lo, hi)
+                label = snap.acquisition_label
+                if self._titles.get(key) != label:
+                    self.plots[key].setTitle(label)
+                    self._titles[key] = label
             if hi <= lo:
                 hi = lo + 1e-9
             self.images[key].setImage(data, levels=(lo, hi))

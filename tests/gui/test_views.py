@@ -179,3 +179,25 @@ def test_count_axes_have_integer_ticks_only(qtbot):
     # a plain pyqtgraph axis would put ticks at halves here
     plain = [v for _, level in pg.AxisItem("bottom").tickValues(8.0, 11.0, 400) for v in level]
     assert any(not float(v).is_integer() for v in plain)
+
+
+def test_views_label_the_studys_acquisition_and_scale_linear_ones_fully(qtbot):
+    x = np.linspace(1e-4, 1e-1, 60)
+    ucb = np.linspace(-700.0, 3.0, 60)  # a linear acquisition keeps its whole range
+    base = replace(_snapshot(("lr",), [x], {"optimizer": "adam", "lr": 0.01}), acquisition=ucb, acquisition_label="UCB")
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names))
+    view.update_surface(base, SPACE.index("lr"), SPACE)
+    assert view.acq_plot.getAxis("left").labelText == "UCB"
+    assert view.acq_plot.viewRange()[1][0] < -700.0
+    maps = MapsView()
+    qtbot.addWidget(maps)
+    axes = [np.linspace(1e-4, 1e-1, 30), np.linspace(1e-4, 1e-1, 20)]
+    snap = _snapshot(("lr", "lr"), axes, {"optimizer": "adam", "lr": 0.01})
+    grid = np.linspace(-700.0, 3.0, 600).reshape(20, 30)
+    maps.update_surface(replace(snap, acquisition=grid, acquisition_label="UCB"), (2, 2), None, space=SPACE)
+    assert maps.plots["acquisition"].titleLabel.text == "UCB"
+    assert maps.images["acquisition"].levels[0] == pytest.approx(-700.0)
+    maps.update_surface(snap, (2, 2), None, space=SPACE)  # back to log EI
+    assert maps.plots["acquisition"].titleLabel.text == "log EI"
