@@ -347,11 +347,17 @@ class _Server:
             self.surface_cv.notify()
 
     def _loo(self, model: Any) -> Any:
-        from lla_studio.core.diagnostics import loo_closed_form
+        from lla_studio.core.diagnostics import loo_closed_form, loo_linearized
+        from lla_studio.core.surrogates.lla import LinearizedLaplaceModel
+        from lla_studio.core.surrogates.lla_fit import FeatureSpaceModel
 
         try:
+            if isinstance(model, FeatureSpaceModel):
+                model = model.inner  # the LLA on the features; LOO lives on its training data
+            if isinstance(model, LinearizedLaplaceModel):
+                return loo_linearized(model)
             return loo_closed_form(model)
-        except Exception:  # LOO is a diagnostic (GP only): never stop the loop for it
+        except Exception:  # LOO is a diagnostic: never stop the loop for it
             return None
 
     def _autosave(self) -> None:

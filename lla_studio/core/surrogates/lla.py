@@ -370,6 +370,12 @@ class LinearizedLaplaceModel(Model):
         return self._sigma
 
     @property
+    def noise_std_original(self) -> float:
+        """``sigma`` on the original target scale."""
+        self._require_fit()
+        return self._sigma * float(self._y_std)
+
+    @property
     def train_X(self) -> Tensor:
         """The ``n x d`` training inputs (original scale)."""
         self._require_fit()
