@@ -49,6 +49,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", action="append", default=[], metavar="TEXT",
                    help="a kernel graph in text form to compare (repeatable); the session's kernel is always row 1")
     p.add_argument("--refit", action="store_true", help="also refit hyperparameters for every fold (n fits)")
+    p.add_argument("--lla", action="store_true",
+                   help="add the linearized Laplace surrogate (the session's network, else the default MLP); "
+                        "automatic when the session's surrogate is an LLA")
 
     p = sub.add_parser("posterior", help="Laplace vs exact grid posterior of a 2-D model: summary.json + overlay.png")
     p.add_argument("model", help="bioassay, bioassay-logbeta, shear-frame, banana or mixture")
@@ -94,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_cv(args: argparse.Namespace) -> int:
     from lla_studio.core.runner import cross_validate_kernels
 
-    table = cross_validate_kernels(args.session, args.kernel, refit=args.refit)
+    table = cross_validate_kernels(args.session, args.kernel, refit=args.refit, lla=args.lla)
     print(table)
     return EXIT_OK
 
