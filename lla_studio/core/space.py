@@ -36,6 +36,7 @@ from lla_studio.core.errors import SearchSpaceError
 JSONScalar = Union[str, int, float, bool]
 
 __all__ = [
+    "BOUNDARY_TOL",
     "ChoiceParameter",
     "Condition",
     "IntegerParameter",
@@ -46,6 +47,9 @@ __all__ = [
     "parameter_from_dict",
     "search_space_from_dict",
 ]
+
+BOUNDARY_TOL = 0.01
+"""A value within this fraction of its (log-)range of an end of the box is on the boundary."""
 
 
 def _is_real_number(value: Any) -> bool:
@@ -531,6 +535,27 @@ class SearchSpace:
 
     def is_active(self, name: str, config: Mapping[str, Any]) -> bool:
         return name in self.active_names(config)
+
+    def boundary_hits(self, config: Mapping[str, Any], tol: float = BOUNDARY_TOL) -> tuple[str, ...]:
+        """Where ``config`` touches the box: ``("x1 low", "lr high", ...)`` for each active real or
+        integer parameter within ``tol`` of an end of its range (of its log range when ``log``).
+
+        Model proposals that pile up on the boundary are the signature of a surrogate whose
+        uncertainty grows without bound away from the data (a ReLU network's LLA, see
+        :mod:`lla_studio.core.relu_lab`). Choice parameters have no boundary; inactive ones are skipped.
+        """
+        active = self.active_names(config)
+        hits = []
+        for name in self._order:
+            p = self._by_name[name]
+            if isinstance(p, ChoiceParameter) or name not in active or config.get(name) is None:
+                continue
+            u = p.to_unit(config[name])
+            if u <= tol:
+                hits.append(f"{name} low")
+            elif u >= 1.0 - tol:
+                hits.append(f"{name} high")
+        return tuple(hits)
 
     # ------------------------------------------------------------------ validation
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class StudySnapshot:
     """Everything the views need after an engine step (plain data only).
 
     Attributes:
-        trials: One dict per trial: ``id, status, config, value, message, source``.
+        trials: One dict per trial: ``id, status, config, value, message, source, boundary`` (the
+            parameters at an end of their range, e.g. ``("x1 low",)``).
         best_value: Best value so far (NaN before the first completed trial).
         n_evaluated: Completed + failed trials.
         budget: The loop's budget.
@@ -62,6 +63,8 @@ class StudySnapshot:
         loo: Leave-one-out of the latest GP fit, or None.
         next_proposal: Encoding of the newest proposal, or None.
         message: A human-readable note (fit failures, errors).
+        boundary: ``(on_boundary, proposals, recent_on_boundary, recent)``: model-based proposals
+            touching the box boundary, overall and among the last :data:`RECENT_PROPOSALS`.
         session: The session with the current trials (frozen; safe to save from any thread).
     """
 
@@ -75,13 +78,28 @@ class StudySnapshot:
     next_proposal: np.ndarray | None = None
     message: str = ""
     session: Any = field(default=None, repr=False, compare=False)
+    boundary: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
-def _trial_dicts(trials: Any) -> tuple[dict[str, Any], ...]:
+RECENT_PROPOSALS = 10
+
+
+def _trial_dicts(trials: Any, space: Any) -> tuple[dict[str, Any], ...]:
+    """Plain trial dicts; ``space=None`` (a pool-based study: candidates, no box) marks no boundary."""
     return tuple(
-        {"id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message, "source": t.source}
+        {
+            "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
+            "source": t.source, "boundary": space.boundary_hits(t.config) if space is not None else (),
+        }
         for t in trials
     )
+
+
+def boundary_counts(trials: Any, last: int = RECENT_PROPOSALS) -> tuple[int, int, int, int]:
+    """``(on_boundary, proposals, recent_on_boundary, recent)`` over the model-based proposals."""
+    flags = [bool(t["boundary"]) for t in trials if t["source"] == "model"]
+    recent = flags[-last:]
+    return sum(flags), len(flags), sum(recent), len(recent)
 
 
 def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:
@@ -93,13 +111,17 @@ def snapshot_of_session(session: Any, status: str = "idle", budget: int | None =
         best = min(values) if session.objective.direction == "minimize" else max(values)
     else:
         best = math.nan
+    from lla_studio.core.objectives import is_pool_based
+
+    dicts = _trial_dicts(trials, None if is_pool_based(session.objective) else session.search_space)
     return StudySnapshot(
-        trials=_trial_dicts(trials),
+        trials=dicts,
         best_value=float(best),
         n_evaluated=sum(t.status in ("completed", "failed") for t in trials),
         budget=budget or session.loop.budget,
         status=status,
         session=session,
+        boundary=boundary_counts(dicts),
     )
 
 
@@ -375,10 +397,11 @@ class _Server:
         study = self.study
         if study is None:
             return
+        trials = _trial_dicts(study.trials, None if study.pool is not None else study.space)
         self.send(
             "snapshot",
             StudySnapshot(
-                trials=_trial_dicts(study.trials),
+                trials=trials,
                 best_value=study.best_value(),
                 n_evaluated=study.n_evaluated(),
                 budget=self.budget or study.budget,
@@ -388,6 +411,7 @@ class _Server:
                 next_proposal=None if self.next_proposal is None else self.next_proposal.copy(),
                 message=self.message,
                 session=study.session,
+                boundary=boundary_counts(trials),
             ),
         )
 

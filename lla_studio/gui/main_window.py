@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
+from lla_studio.core.space import BOUNDARY_TOL
 from lla_studio.engine.gui_gc import freeze_long_lived, thaw_long_lived
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
@@ -60,6 +61,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+BOUNDARY_BRUSH = QBrush(QColor(255, 214, 170))
+
+
+def boundary_text(counts: tuple[int, int, int, int]) -> str:
+    """The status-bar note on model proposals at the box boundary ("" when there are none)."""
+    hits, total, recent_hits, recent = counts
+    if not hits:
+        return ""
+    text = f"   on the boundary: {hits} of {total} model proposals"
+    if total > recent:
+        text += f" ({recent_hits} of the last {recent})"
+    return text
+
+
 class TrialsTable(QTableWidget):
     """Every trial with its status; the value cell of a pending trial is editable (human in the loop)."""
 
@@ -76,7 +91,7 @@ class TrialsTable(QTableWidget):
         """Show ``trials``; only rows whose trial changed are rewritten (a 64-parameter study
         with 100 trials has 7 000 cells)."""
         self._updating = True
-        headers = ["trial", "status", "source", *names, "value", "message"]
+        headers = ["trial", "status", "source", "boundary", *names, "value", "message"]
         if self.columnCount() != len(headers) or names != self.names:
             self.setColumnCount(len(headers))
             self.setHorizontalHeaderLabels(headers)
@@ -91,7 +106,8 @@ class TrialsTable(QTableWidget):
                 self._drawn[r] = t
             else:
                 self._drawn.append(t)
-            cells = [t["id"], t["status"], t["source"], *(t["config"].get(n) for n in names), t["value"], t["message"]]
+            boundary = ", ".join(t.get("boundary", ()))
+            cells = [t["id"], t["status"], t["source"], boundary, *(t["config"].get(n) for n in names), t["value"], t["message"]]
             for c, value in enumerate(cells):
                 item = self.item(r, c)
                 if item is None:
@@ -106,6 +122,11 @@ class TrialsTable(QTableWidget):
                 item.setFlags(flags)
                 if c == 1:
                     item.setForeground(Qt.GlobalColor.red if t["status"] == "failed" else Qt.GlobalColor.black)
+                if c == 3:
+                    item.setBackground(BOUNDARY_BRUSH if boundary else QBrush())
+                    item.setToolTip(
+                        f"within {BOUNDARY_TOL:.0%} of the range of an end of the box: {boundary}" if boundary else ""
+                    )
                 if c == len(headers) - 1 and t["message"]:
                     item.setToolTip(t["message"])
         self._updating = False
@@ -665,7 +686,9 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, max(snap.budget, 1))
             self.progress.setValue(min(snap.n_evaluated, snap.budget))
             best = "—" if math.isnan(snap.best_value) else f"{snap.best_value:.6g}"
-            self.status_label.setText(f"trial {snap.n_evaluated}/{snap.budget}   best {best}   engine: {snap.status}")
+            self.status_label.setText(
+                f"trial {snap.n_evaluated}/{snap.budget}   best {best}   engine: {snap.status}{boundary_text(snap.boundary)}"
+            )
             if n_fits and n_fits != had_fit:
                 self.request_surfaces()
         space = self.session.search_space if self.session else None

@@ -238,3 +238,27 @@ def test_space_from_dict_errors_name_the_json_path():
         ]})
     with pytest.raises(SessionError, match=r"^search_space.parameters\[0\]: unknown field 'lwo'"):
         search_space_from_dict({"parameters": [{"name": "x", "type": "real", "lwo": 0, "high": 1}]})
+
+
+def test_boundary_hits_name_the_parameters_at_an_end_of_their_range():
+    space = search_space_from_dict(
+        {"parameters": [
+            {"name": "x", "type": "real", "low": -5.0, "high": 10.0},
+            {"name": "lr", "type": "real", "low": 1e-5, "high": 1e-1, "log": True},
+            {"name": "n", "type": "integer", "low": 1, "high": 1000},
+            {"name": "opt", "type": "choice", "choices": ["sgd", "adam"]},
+            {"name": "momentum", "type": "real", "low": 0.0, "high": 0.99,
+             "conditions": [{"parent": "opt", "values": ["sgd"]}]},
+        ]}
+    )
+    base = {"x": 2.5, "lr": 1e-3, "n": 500, "opt": "adam"}
+    assert space.boundary_hits(base) == ()
+    # 1 % of the range (0.15): -5 + 0.14 is inside the band, -5 + 0.16 is not; the log range counts for lr
+    assert space.boundary_hits(dict(base, x=-4.86, lr=1e-1)) == ("x low", "lr high")
+    assert space.boundary_hits(dict(base, x=-4.84, lr=10 ** (-5 + 4 * 0.011))) == ()
+    assert space.boundary_hits(dict(base, lr=10 ** (-5 + 4 * 0.009))) == ("lr low",)
+    assert space.boundary_hits(dict(base, n=1000)) == ("n high",)
+    # a choice has no boundary; an inactive parameter is skipped, an active one is not
+    assert space.boundary_hits(dict(base, opt="adam", momentum=0.0)) == ()
+    assert space.boundary_hits(dict(base, opt="sgd", momentum=0.0)) == ("momentum low",)
+    assert space.boundary_hits(dict(base, x=10.0), tol=0.0) == ("x high",)

@@ -49,3 +49,27 @@ def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):
     finally:
         engine.shutdown()
     assert not engine.process_alive
+
+
+def test_snapshots_mark_model_proposals_on_the_box_boundary():
+    from lla_studio.core.specs import Trial
+    from lla_studio.gui.main_window import boundary_text
+
+    session = load_session(default_session_path())  # Branin: x1 in [-5, 10], x2 in [0, 15]
+    trials = (
+        Trial(0, {"x1": -5.0, "x2": 7.0}, "completed", 10.0, source="initial"),  # a corner of the design: not counted
+        Trial(1, {"x1": 2.0, "x2": 7.0}, "completed", 20.0, source="model"),
+        Trial(2, {"x1": -5.0, "x2": 15.0}, "completed", 30.0, source="model"),
+        Trial(3, {"x1": 9.99, "x2": 3.0}, "proposed", source="model"),
+    )
+    snap = snapshot_of_session(session.with_trials(trials))
+    assert [t["boundary"] for t in snap.trials] == [("x1 low",), (), ("x1 low", "x2 high"), ("x1 high",)]
+    assert snap.boundary == (2, 3, 2, 3)
+    assert boundary_text(snap.boundary) == "   on the boundary: 2 of 3 model proposals"
+    assert boundary_text((4, 25, 3, 10)) == "   on the boundary: 4 of 25 model proposals (3 of the last 10)"
+    assert boundary_text((0, 3, 0, 3)) == ""
+    # a pool-based study chooses among fixed candidates: no box to run off
+    digits = load_session(default_session_path().parent / "digits_search_gp.json")
+    pixel = {name: 0.0 for name in digits.search_space.names}
+    snap = snapshot_of_session(digits.with_trials((Trial(0, pixel, "proposed", source="model"),)))
+    assert snap.trials[0]["boundary"] == () and snap.boundary == (0, 1, 0, 1)

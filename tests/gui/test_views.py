@@ -122,14 +122,17 @@ def test_trials_table_rewrites_only_changed_rows(qtbot):
     trials = tuple({"id": k, "status": "completed", "source": "initial", "config": {"a": k, "b": 2 * k}, "value": float(k), "message": None} for k in range(3))
     table.update_trials(trials, names)
     kept = table.item(0, 3)
-    pending = {"id": 3, "status": "proposed", "source": "model", "config": {"a": 9, "b": 9}, "value": None, "message": None}
+    pending = {"id": 3, "status": "proposed", "source": "model", "config": {"a": 9, "b": 9}, "value": None,
+               "message": None, "boundary": ("a high", "b high")}
     failed = dict(trials[1], status="failed", value=None, message="objective raised ValueError: boom")
     table.update_trials((trials[0], failed, trials[2], pending), names)
     assert table.rowCount() == 4 and table.item(0, 3) is kept  # untouched row: same item, no rewrite
-    assert table.item(1, 1).text() == "failed" and table.item(1, 6).toolTip() == "objective raised ValueError: boom"
-    assert table.item(3, 1).text() == "proposed" and table.item(3, 5).flags() & Qt.ItemFlag.ItemIsEditable
-    table.item(3, 5).setText("abc")  # refused: the error is shown and the cell cleared
-    assert "'abc' is not a number" in table.window.errors[-1] and table.item(3, 5).text() == ""
+    assert table.item(1, 1).text() == "failed" and table.item(1, 7).toolTip() == "objective raised ValueError: boom"
+    assert table.item(3, 1).text() == "proposed" and table.item(3, 6).flags() & Qt.ItemFlag.ItemIsEditable
+    assert table.item(3, 3).text() == "a high, b high" and "end of the box" in table.item(3, 3).toolTip()
+    assert table.item(3, 3).background().color().name() == "#ffd6aa" and table.item(0, 3).text() == ""
+    table.item(3, 6).setText("abc")  # refused: the error is shown and the cell cleared
+    assert "'abc' is not a number" in table.window.errors[-1] and table.item(3, 6).text() == ""
     table.update_trials(trials[:2], ["a", "b"])
     assert table.rowCount() == 2 and table.item(1, 1).text() == "completed"
 

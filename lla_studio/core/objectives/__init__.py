@@ -24,7 +24,10 @@ from lla_studio.core.objectives.benchmarks import BENCHMARKS, Benchmark, get_ben
 from lla_studio.core.objectives.pool import CandidatePool
 from lla_studio.core.specs import ObjectiveSpec
 
-__all__ = ["BENCHMARKS", "Benchmark", "CandidatePool", "Objective", "get_benchmark", "load_callable", "make_objective"]
+__all__ = [
+    "BENCHMARKS", "POOL_BENCHMARKS", "Benchmark", "CandidatePool", "Objective", "get_benchmark", "is_pool_based",
+    "load_callable", "make_objective",
+]
 
 
 def load_callable(target: str, base_dir: str | Path | None = None) -> Callable[[dict[str, Any]], Any]:
@@ -95,6 +98,15 @@ def _child(target: str, base_dir: str | None, config: dict[str, Any], queue: Any
         queue.put(("error", f"{type(err).__name__}: {err}"))
 
 
+POOL_BENCHMARKS = ("digits",)
+"""Benchmarks whose study chooses among a fixed pool of candidates."""
+
+
+def is_pool_based(spec: ObjectiveSpec) -> bool:
+    """Whether a study of this objective chooses among a fixed candidate pool (no box to run off)."""
+    return spec.type == "benchmark" and spec.name in POOL_BENCHMARKS
+
+
 class Objective:
     """A callable objective made from a spec.
 
@@ -115,7 +127,7 @@ class Objective:
         self.pool: CandidatePool | None = None
         self.problem: Any = None
         self._fn: Callable[[dict[str, Any]], Any] | None = None
-        if spec.type == "benchmark" and spec.name == "digits":
+        if is_pool_based(spec):
             from lla_studio.core.objectives.digits import DigitsSearch
 
             self.problem = DigitsSearch.from_options(spec.options)
