@@ -89,23 +89,37 @@ class IntegerAxis(pg.AxisItem):
 
 
 class ConvergenceView(pg.PlotWidget):
-    """Value per trial and best-so-far; failed trials marked on the axis."""
+    """Value per trial and best-so-far; failed trials marked on the axis, model proposals on the
+    box boundary ringed."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, axisItems={"bottom": IntegerAxis("bottom")})
         self.setLabel("bottom", "trial")
         self.setLabel("left", "value")
         fixed_axis_width(self)
-        self.addLegend(offset=(-10, 10))
+        # the key sits in the title row: a legend inside the plot hid points (the design's high values)
+        self.setTitle(
+            '<span style="color:#5082c8">&#9679; value</span>&nbsp;&nbsp;'
+            '<span style="color:#dc5a28">&#8212; best</span>&nbsp;&nbsp;'
+            '<span style="color:#c80000">&#10005; failed</span>&nbsp;&nbsp;'
+            '<span style="color:#f59628">&#9711; on the boundary</span>',
+            size="8pt",
+        )
         self.values = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(80, 130, 200, 200), name="value")
         self.best = pg.PlotDataItem(pen=pg.mkPen((220, 90, 40), width=2), stepMode=None, name="best so far")
         self.failed = pg.ScatterPlotItem(size=10, symbol="x", pen=pg.mkPen((200, 0, 0), width=2), name="failed")
-        for item in (self.values, self.best, self.failed):
+        self.boundary = pg.ScatterPlotItem(
+            size=14, symbol="o", brush=None, pen=pg.mkPen((245, 150, 40), width=2), name="on the boundary"
+        )
+        for item in (self.values, self.best, self.failed, self.boundary):
             self.addItem(item)
         self.best_curve = np.zeros(0)
 
     def update_trials(self, trials: tuple[dict[str, Any], ...], minimize: bool) -> None:
         done = [(i, t["value"]) for i, t in enumerate(t for t in trials if t["status"] in ("completed", "failed")) if t["value"] is not None]
+        edge = [(i, t["value"]) for i, t in enumerate(t for t in trials if t["status"] in ("completed", "failed"))
+                if t["value"] is not None and t["source"] == "model" and t.get("boundary")]
+        self.boundary.setData([float(i) for i, _ in edge], [float(v) for _, v in edge])
         evaluated = [t for t in trials if t["status"] in ("completed", "failed")]
         xs = np.array([i for i, _ in done], dtype=float)
         ys = np.array([v for _, v in done], dtype=float)

@@ -204,3 +204,21 @@ def test_views_label_the_studys_acquisition_and_scale_linear_ones_fully(qtbot):
     assert maps.images["acquisition"].levels[0] == pytest.approx(-700.0)
     maps.update_surface(snap, (2, 2), None, space=SPACE)  # back to log EI
     assert maps.plots["acquisition"].titleLabel.text == "log EI"
+
+
+def test_convergence_rings_model_proposals_on_the_boundary(qtbot):
+    from lla_studio.gui.views import ConvergenceView
+
+    view = ConvergenceView()
+    qtbot.addWidget(view)
+    trials = (
+        {"id": 0, "status": "completed", "source": "initial", "value": 5.0, "boundary": ("x1 low",)},  # design: not ringed
+        {"id": 1, "status": "completed", "source": "model", "value": 3.0, "boundary": ()},
+        {"id": 2, "status": "failed", "source": "model", "value": None, "boundary": ("x2 high",)},  # no value to ring
+        {"id": 3, "status": "completed", "source": "model", "value": 4.0, "boundary": ("x1 high",)},
+        {"id": 4, "status": "proposed", "source": "model", "value": None, "boundary": ("x1 high",)},
+    )
+    view.update_trials(trials, minimize=True)
+    xs, ys = view.boundary.getData()
+    assert list(xs) == [3.0] and list(ys) == [4.0]
+    np.testing.assert_array_equal(view.best_curve, [5.0, 3.0, 3.0])
