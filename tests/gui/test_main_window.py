@@ -35,6 +35,8 @@ def test_run_until_eight_trials_then_views_hold_data(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.latest is not None and window.latest.n_evaluated >= 10, timeout=120_000)
     window.pause()
     qtbot.waitUntil(lambda: window.latest.status in ("paused", "finished"), timeout=5_000)
+    # the views are redrawn from a queue, one per ~33 ms tick: let the newest snapshot reach them
+    qtbot.waitUntil(lambda: window.pending_redraws() == 0, timeout=5_000)
     snap = window.latest
     done = [t for t in snap.trials if t["status"] == "completed"]
     assert len(done) >= 8
