@@ -84,6 +84,16 @@ class Proposal:
     indices: np.ndarray | None = None
 
 
+def _cancel_check(cancel: Callable[[], bool] | None) -> Callable[..., None]:
+    """A callback (optimizer callback or forward hook) that raises once ``cancel()`` is true."""
+
+    def check(*_: object) -> None:
+        if cancel is not None and cancel():
+            raise AcquisitionCancelled("acquisition optimization cancelled")
+
+    return check
+
+
 def _thompson(model: Model, candidates: torch.Tensor, q: int, minimize: bool) -> torch.Tensor:
     """``q`` candidates chosen by Thompson sampling (one joint posterior draw over ``candidates``)."""
     objective = LinearMCObjective(torch.tensor([-1.0 if minimize else 1.0], dtype=candidates.dtype))
@@ -183,9 +193,7 @@ def propose(
     dtype = train_U.dtype
     bounds = torch.stack([torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype)])
 
-    def callback(*_: object) -> None:
-        if cancel is not None and cancel():
-            raise AcquisitionCancelled("acquisition optimization cancelled")
+    callback = _cancel_check(cancel)
 
     with manual_seed(seed):
         if spec.type == "thompson":
@@ -264,9 +272,7 @@ def propose_from_pool(
         raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
     candidates = candidates.to(train_U.dtype)
 
-    def check() -> None:
-        if cancel is not None and cancel():
-            raise AcquisitionCancelled("acquisition optimization cancelled")
+    check = _cancel_check(cancel)
 
     check()
     with manual_seed(seed):

@@ -177,7 +177,6 @@ def cross_validate_kernels(
     from lla_studio.core.diagnostics import loo_closed_form, loo_refit
     from lla_studio.core.errors import KernelGraphError
     from lla_studio.core.kernels import default_kernel, format_kernel, parse_kernel
-    from lla_studio.core.study import Study
     from lla_studio.core.surrogates.gp import fit_gp
 
     session = load_session(session_path)
@@ -190,7 +189,7 @@ def cross_validate_kernels(
         except KernelGraphError as err:
             raise KernelGraphError(f"--kernel #{i + 1}: {err}") from None
         graphs.append((f"--kernel #{i + 1}", g))
-    study = Study(replace(session, objective=replace(session.objective, type="manual", name=None, target=None)))
+    study = _offline_study(session)
     U, Y = study.training_data()
     if U.shape[0] < 3:
         raise StudyError(f"cross-validation needs at least 3 completed trials, the session has {U.shape[0]}")
@@ -225,16 +224,22 @@ def cross_validate_kernels(
     return "\n".join(lines)
 
 
+def _offline_study(session: Session) -> Any:
+    """A study on the session's trials that never evaluates anything (its objective made manual)."""
+    from lla_studio.core.study import Study
+
+    return Study(replace(session, objective=replace(session.objective, type="manual", name=None, target=None)))
+
+
 def _cv_lla(session: Session, U: Any, Y: Any, refit: bool) -> tuple[list[str], str]:
     """The LLA row of :func:`cross_validate_kernels` and its description."""
     from lla_studio.core.diagnostics import loo_linearized, loo_refit
     from lla_studio.core.specs import SurrogateSpec
-    from lla_studio.core.study import Study
     from lla_studio.core.surrogates.lla_fit import fit_lla_for_study, lla_options
 
     if session.surrogate.type != "lla":
         session = replace(session, surrogate=SurrogateSpec("lla", {}))
-    study = Study(replace(session, objective=replace(session.objective, type="manual", name=None, target=None)))
+    study = _offline_study(session)
     fitted = fit_lla_for_study(study, U, Y, None)
     inner = getattr(fitted["model"], "inner", fitted["model"])
     res = loo_linearized(inner)

@@ -28,7 +28,7 @@ _LABELS = {"logei": "log EI", "ei": "EI", "pi": "PI", "ucb": "UCB"}
 
 def acquisition_label(spec: AcquisitionSpec | None) -> str:
     """The label of what :func:`compute_surface` draws for ``spec`` (``None``: LogEI)."""
-    return _LABELS[_SHOWN[spec.type] if spec is not None else "logei"]
+    return _LABELS[_SHOWN[(spec or AcquisitionSpec()).type]]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ def compute_surface(
 
     from lla_studio.core.acquisition import build_acquisition
 
-    spec = replace(acquisition or AcquisitionSpec(), type=_SHOWN[acquisition.type if acquisition else "logei"])
+    spec = acquisition or AcquisitionSpec()
+    spec = replace(spec, type=_SHOWN[spec.type])
     d = space.dim
     y = train_Y.reshape(-1)
     best = int(torch.argmin(y) if minimize else torch.argmax(y)) if y.numel() else -1
@@ -159,5 +160,5 @@ def compute_surface(
         observed_y=y.numpy().copy(),
         distance=dist,
         incumbent_u=base.numpy().copy() if best >= 0 else np.zeros(0),
-        acquisition_label=_LABELS[spec.type],
+        acquisition_label=acquisition_label(spec),
     )

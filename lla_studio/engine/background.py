@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,8 +235,6 @@ def run_reporting(
     """Run ``work`` on a worker thread; a cancellation ends quietly, an expected error is reported
     with its message, anything else as an internal error with the traceback printed (a thread
     boundary: nothing may escape a slot)."""
-    import traceback
-
     try:
         if not request.cancelled():
             work()

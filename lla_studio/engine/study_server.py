@@ -84,22 +84,22 @@ class StudySnapshot:
 RECENT_PROPOSALS = 10
 
 
-def _trial_dicts(trials: Any, space: Any) -> tuple[dict[str, Any], ...]:
-    """Plain trial dicts; ``space=None`` (a pool-based study: candidates, no box) marks no boundary."""
-    return tuple(
+def _trial_view(trials: Any, session: Any) -> tuple[tuple[dict[str, Any], ...], tuple[int, int, int, int]]:
+    """Plain trial dicts and the boundary counts of :attr:`StudySnapshot.boundary`. A pool-based
+    study chooses among fixed candidates (there is no box to run off): no boundary is marked."""
+    from lla_studio.core.objectives import is_pool_based
+
+    space = None if is_pool_based(session.objective) else session.search_space
+    dicts = tuple(
         {
             "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
             "source": t.source, "boundary": space.boundary_hits(t.config) if space is not None else (),
         }
         for t in trials
     )
-
-
-def boundary_counts(trials: Any, last: int = RECENT_PROPOSALS) -> tuple[int, int, int, int]:
-    """``(on_boundary, proposals, recent_on_boundary, recent)`` over the model-based proposals."""
-    flags = [bool(t["boundary"]) for t in trials if t["source"] == "model"]
-    recent = flags[-last:]
-    return sum(flags), len(flags), sum(recent), len(recent)
+    flags = [bool(t["boundary"]) for t in dicts if t["source"] == "model"]
+    recent = flags[-RECENT_PROPOSALS:]
+    return dicts, (sum(flags), len(flags), sum(recent), len(recent))
 
 
 def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:
@@ -111,9 +111,7 @@ def snapshot_of_session(session: Any, status: str = "idle", budget: int | None =
         best = min(values) if session.objective.direction == "minimize" else max(values)
     else:
         best = math.nan
-    from lla_studio.core.objectives import is_pool_based
-
-    dicts = _trial_dicts(trials, None if is_pool_based(session.objective) else session.search_space)
+    dicts, boundary = _trial_view(trials, session)
     return StudySnapshot(
         trials=dicts,
         best_value=float(best),
@@ -121,7 +119,7 @@ def snapshot_of_session(session: Any, status: str = "idle", budget: int | None =
         budget=budget or session.loop.budget,
         status=status,
         session=session,
-        boundary=boundary_counts(dicts),
+        boundary=boundary,
     )
 
 
@@ -397,7 +395,8 @@ class _Server:
         study = self.study
         if study is None:
             return
-        trials = _trial_dicts(study.trials, None if study.pool is not None else study.space)
+        session = study.session
+        trials, boundary = _trial_view(session.trials, session)
         self.send(
             "snapshot",
             StudySnapshot(
@@ -410,8 +409,8 @@ class _Server:
                 loo=self.loo,
                 next_proposal=None if self.next_proposal is None else self.next_proposal.copy(),
                 message=self.message,
-                session=study.session,
-                boundary=boundary_counts(trials),
+                session=session,
+                boundary=boundary,
             ),
         )
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
 __all__ = ["STATUS_LINES", "LabPanelMixin"]
 
 STATUS_LINES = 6  # longer messages are cut in the status line (the full text is in its tooltip)
@@ -21,6 +24,19 @@ class LabPanelMixin:
     status_label: Any
     _shown_id: int = 0
     _error: str = ""
+
+    def _assemble(self, controls: QWidget, views: QWidget, sizes: tuple[int, int]) -> None:
+        """The panel's layout: the control column left of the views, the views taking new width.
+        (Cancelling the work when the application quits is the controller's job.)"""
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(controls)
+        splitter.addWidget(views)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes(list(sizes))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self._error = text if error else ""

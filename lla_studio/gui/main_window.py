@@ -62,6 +62,7 @@ def _cell(value: Any) -> str:
 
 
 BOUNDARY_BRUSH = QBrush(QColor(255, 214, 170))
+BOUNDARY_COLUMN = 3  # trial, status, source, boundary, parameters..., value, message
 
 
 def boundary_text(counts: tuple[int, int, int, int]) -> str:
@@ -122,7 +123,7 @@ class TrialsTable(QTableWidget):
                 item.setFlags(flags)
                 if c == 1:
                     item.setForeground(Qt.GlobalColor.red if t["status"] == "failed" else Qt.GlobalColor.black)
-                if c == 3:
+                if c == BOUNDARY_COLUMN:
                     item.setBackground(BOUNDARY_BRUSH if boundary else QBrush())
                     item.setToolTip(
                         f"within {BOUNDARY_TOL:.0%} of the range of an end of the box: {boundary}" if boundary else ""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -347,21 +347,9 @@ class PosteriorLab(QWidget, LabPanelMixin):
         self.controller.result_ready.connect(self._on_result)
         self.controller.failed.connect(self._on_failed)
         self.controller.busy_changed.connect(self._on_busy)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
-
         self._build_controls(grid_n, starts)
         self._build_plots()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._controls_scroll)
-        splitter.addWidget(self._views)
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([370, 1100])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
+        self._assemble(self._controls_scroll, self._views, (370, 1100))
 
         self.model_combo.blockSignals(True)
         self.model_combo.setCurrentIndex(self.model_combo.findData(model))

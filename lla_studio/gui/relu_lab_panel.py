@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -276,21 +276,9 @@ class ReluLabPanel(QWidget, LabPanelMixin):
         self.controller.failed.connect(self._on_failed)
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.rate_busy_changed.connect(self._on_rate_busy)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
-
         self._build_controls(box_scale)
         self._build_views()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._controls_scroll)
-        splitter.addWidget(self._views)
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 1150])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
+        self._assemble(self._controls_scroll, self._views, (330, 1150))
         self._request()
 
     # ------------------------------------------------------------------------ construction
