@@ -12,39 +12,43 @@ between rounds, and computes slices/maps of the newest model on a third thread (
 kind wins). Everything it sends back is plain data: :class:`StudySnapshot`,
 :class:`~lla_studio.core.surface.SurfaceSnapshot`, strings.
 
-Messages to the child: ``("load", Session)``, ``("run", budget)``, ``("step",)``, ``("pause",)``,
-``("tell", id, value)``, ``("reject", id, reason)``, ``("add", config, value)``,
-``("surface", SurfaceRequest)``, ``("exit",)``. A ``pause`` cancels the running fit at once (the
-reader thread sets the cancel token that fits and optimizers poll).
-
-Messages from the child: ``("snapshot", StudySnapshot)``, ``("surface", SurfaceSnapshot)``,
-``("failed", str)``, ``("finished", status)``.
+The messages both ways are the frozen types of :mod:`lla_studio.engine.messages`: a session arrives
+as its JSON document, trials leave as plain dicts. A :class:`~lla_studio.engine.messages.Pause`
+cancels the running fit at once (the reader thread sets the cancel token that fits and optimizers
+poll). Anything that cannot be sent is reported as a :class:`~lla_studio.engine.messages.Failed`
+instead of being lost.
 """
 
 from __future__ import annotations
 
-import copyreg
 import math
 import os
 import queue
 import threading
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["StudySnapshot", "serve", "snapshot_of_session"]
+from lla_studio.engine.messages import (
+    Add,
+    Exit,
+    Failed,
+    Finished,
+    Load,
+    Pause,
+    Reject,
+    RequestSurface,
+    Run,
+    SnapshotReady,
+    Step,
+    SurfaceReady,
+    Tell,
+)
 
-# Our frozen objects keep mappings read-only (MappingProxyType), which pickle does not know.
-def _mappingproxy(items: dict[Any, Any]) -> MappingProxyType:
-    return MappingProxyType(items)
-
-
-copyreg.pickle(MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
+__all__ = ["StudySnapshot", "serve", "snapshot_of_session", "trials_of_view"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class StudySnapshot:
     """Everything the views need after an engine step (plain data only).
 
     Attributes:
-        trials: One dict per trial: ``id, status, config, value, message, source, boundary`` (the
-            parameters at an end of their range, e.g. ``("x1 low",)``).
+        trials: One dict per trial: ``id, status, config, value, message, source, seconds,
+            boundary`` (the parameters at an end of their range, e.g. ``("x1 low",)``).
         best_value: Best value so far (NaN before the first completed trial).
         n_evaluated: Completed + failed trials.
         budget: The loop's budget.
@@ -65,7 +69,8 @@ class StudySnapshot:
         message: A human-readable note (fit failures, errors).
         boundary: ``(on_boundary, proposals, recent_on_boundary, recent)``: model-based proposals
             touching the box boundary, overall and among the last :data:`RECENT_PROPOSALS`.
-        session: The session with the current trials (frozen; safe to save from any thread).
+        load_id: The :class:`~lla_studio.engine.messages.Load` this study came from (0: a session
+            nothing has run on); the GUI drops snapshots of an older load.
     """
 
     trials: tuple[dict[str, Any], ...]
@@ -77,8 +82,8 @@ class StudySnapshot:
     loo: Any = None
     next_proposal: np.ndarray | None = None
     message: str = ""
-    session: Any = field(default=None, repr=False, compare=False)
     boundary: tuple[int, int, int, int] = (0, 0, 0, 0)
+    load_id: int = 0
 
 
 RECENT_PROPOSALS = 10
@@ -93,13 +98,22 @@ def _trial_view(trials: Any, session: Any) -> tuple[tuple[dict[str, Any], ...], 
     dicts = tuple(
         {
             "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
-            "source": t.source, "boundary": space.boundary_hits(t.config) if space is not None else (),
+            "source": t.source, "seconds": t.seconds,
+            "boundary": space.boundary_hits(t.config) if space is not None else (),
         }
         for t in trials
     )
     flags = [bool(t["boundary"]) for t in dicts if t["source"] == "model"]
     recent = flags[-RECENT_PROPOSALS:]
     return dicts, (sum(flags), len(flags), sum(recent), len(recent))
+
+
+def trials_of_view(trials: Any) -> tuple[Any, ...]:
+    """The :class:`~lla_studio.core.specs.Trial` objects of a snapshot's trial dicts."""
+    from lla_studio.core.specs import Trial
+
+    keys = ("id", "config", "status", "value", "message", "source", "seconds")
+    return tuple(Trial(**{k: t[k] for k in keys}) for t in trials)
 
 
 def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:
@@ -118,7 +132,6 @@ def snapshot_of_session(session: Any, status: str = "idle", budget: int | None =
         n_evaluated=sum(t.status in ("completed", "failed") for t in trials),
         budget=budget or session.loop.budget,
         status=status,
-        session=session,
         boundary=boundary,
     )
 
@@ -144,6 +157,7 @@ class _Server:
         self.status = "idle"
         self.message = ""
         self._handed_model: Any = None
+        self.load_id = 0
         # surfaces: newest request per kind (1-D slice, 2-D map); recomputed for every new model
         self.surface_cv = threading.Condition()
         self.surface_pending: dict[int, Any] = {}
@@ -153,12 +167,21 @@ class _Server:
         self.alive = True
 
     # ------------------------------------------------------------------ plumbing
-    def send(self, *msg: Any) -> None:
+    def send(self, msg: Any) -> None:
+        """Send one message; one that cannot be pickled is reported instead of lost."""
         with self.send_lock:
             try:
                 self.conn.send(msg)
             except (OSError, EOFError, BrokenPipeError):
                 self.alive = False  # the GUI is gone; the main loop exits
+            except Exception as err:  # pickling: a bug, reported (the send itself wrote nothing)
+                try:
+                    self.conn.send(Failed(f"engine: could not send a {type(msg).__name__}: {type(err).__name__}: {err}"))
+                except Exception:
+                    self.alive = False
+
+    def fail(self, reason: str, detail: str = "") -> None:
+        self.send(Failed(reason.splitlines()[0] if reason else "error", detail))
 
     def read_commands(self) -> None:
         """Reader thread: pause and surface requests act at once; the rest is queued in order."""
@@ -166,25 +189,27 @@ class _Server:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                msg = ("exit",)
-            kind = msg[0]
-            if kind == "pause":
-                self.token.cancel()
-            if kind == "surface":
-                with self.surface_cv:
-                    req = msg[1]
-                    self.surface_pending[len(req.params)] = req
-                    self.surface_latest[len(req.params)] = req
-                    self.surface_cv.notify()
+                msg = Exit()
+            except Exception as err:  # a message that cannot be unpickled: report, keep reading
+                self.fail(f"engine: a command could not be read: {type(err).__name__}: {err}")
                 continue
-            if kind == "exit":
-                self.token.cancel()
-                with self.surface_cv:
-                    self.alive = False
-                    self.surface_cv.notify()
+            match msg:
+                case Pause():
+                    self.token.cancel()
+                case RequestSurface(request=req):
+                    with self.surface_cv:
+                        self.surface_pending[len(req.params)] = req
+                        self.surface_latest[len(req.params)] = req
+                        self.surface_cv.notify()
+                    continue
+                case Exit():
+                    self.token.cancel()
+                    with self.surface_cv:
+                        self.alive = False
+                        self.surface_cv.notify()
+                    self.commands.put(msg)
+                    return
             self.commands.put(msg)
-            if kind == "exit":
-                return
 
     def serve_surfaces(self) -> None:
         """Surface thread: slices and maps of the newest model, newest request wins."""
@@ -203,9 +228,9 @@ class _Server:
                 try:
                     snap = compute_surface(model, space, U, Y, minimize, req, acquisition)
                 except Exception as err:  # shown in the status bar; the views keep their last data
-                    self.send("failed", f"surface: {type(err).__name__}: {err}")
+                    self.fail(f"surface: {type(err).__name__}: {err}", traceback.format_exc(limit=4))
                     continue
-                self.send("surface", snap)
+                self.send(SurfaceReady(snap))
 
     # ------------------------------------------------------------------ main loop
     def main_loop(self) -> None:
@@ -218,29 +243,50 @@ class _Server:
                     continue
             else:
                 msg = self.commands.get()
-            if msg[0] == "exit":
-                return
             try:
-                getattr(self, f"_cmd_{msg[0]}")(*msg[1:])
+                match msg:
+                    case Exit():
+                        return
+                    case Load(document=document, load_id=load_id):
+                        self._cmd_load(document, load_id)
+                    case Run(budget=budget):
+                        self._cmd_run(budget)
+                    case Step():
+                        self._cmd_step()
+                    case Pause():
+                        self._cmd_pause()
+                    case Tell(trial_id=trial_id, value=value):
+                        self._command(lambda s: s.tell(trial_id, value))
+                    case Reject(trial_id=trial_id, reason=reason):
+                        self._command(lambda s: s.reject(trial_id, reason))
+                    case Add(config=config, value=value):
+                        self._command(lambda s: s.add(config, value))
+                    case _:
+                        self.fail(f"engine: unknown command {type(msg).__name__}")
             except Exception as err:  # a bug must not take the session with it
-                self.send("failed", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}")
+                self.fail(f"{type(err).__name__}: {err}", traceback.format_exc(limit=4))
 
-    def _cmd_load(self, session: Any) -> None:
+    def _cmd_load(self, document: Any, load_id: int) -> None:
         from lla_studio.core.errors import LLAStudioError
+        from lla_studio.core.session import session_from_dict
         from lla_studio.core.study import CancelToken, Study
 
         self.running = False
         self.token.cancel()
+        self.load_id = load_id
         with self.surface_cv:
-            self.space = session.search_space
+            self.space = None
             self.surface_model = None
             self.surface_pending = {}
         try:
+            session = session_from_dict(document)
             self.study = Study(session)
         except LLAStudioError as err:
             self.study = None
-            self.send("failed", str(err))
+            self.fail(str(err))
             return
+        with self.surface_cv:
+            self.space = session.search_space
         self.token = CancelToken()
         self.timeline = []
         self.loo = None
@@ -274,15 +320,6 @@ class _Server:
         self.status = "paused"
         self._emit()
 
-    def _cmd_tell(self, trial_id: int, value: float) -> None:
-        self._command(lambda s: s.tell(trial_id, value))
-
-    def _cmd_reject(self, trial_id: int, reason: str) -> None:
-        self._command(lambda s: s.reject(trial_id, reason))
-
-    def _cmd_add(self, config: Mapping[str, Any], value: float | None) -> None:
-        self._command(lambda s: s.add(config, value))
-
     def _command(self, fn: Any) -> None:
         from lla_studio.core.errors import LLAStudioError
 
@@ -291,7 +328,7 @@ class _Server:
         try:
             fn(self.study)
         except LLAStudioError as err:
-            self.send("failed", str(err))
+            self.fail(str(err))
         self._autosave()
         self._emit()
 
@@ -308,7 +345,7 @@ class _Server:
             self.running = False
             self.status = "error"
             self.message = f"{type(err).__name__}: {err}"
-            self.send("failed", self.message + "\n" + traceback.format_exc(limit=4))
+            self.fail(self.message, traceback.format_exc(limit=4))
             self._emit()
             return
         if self.rounds_left is not None:
@@ -318,7 +355,7 @@ class _Server:
             self._hand_out_model()  # e.g. paused between the fit and the acquisition
             self.status = {"budget": "finished", "cancelled": "paused", "waiting": "waiting"}.get(reason or "", "idle")
             self._emit()
-            self.send("finished", self.status)
+            self.send(Finished(self.status))
 
     def _handle(self, event: Any) -> str | None:
         from lla_studio.core.study import (
@@ -398,8 +435,7 @@ class _Server:
         session = study.session
         trials, boundary = _trial_view(session.trials, session)
         self.send(
-            "snapshot",
-            StudySnapshot(
+            SnapshotReady(StudySnapshot(
                 trials=trials,
                 best_value=study.best_value(),
                 n_evaluated=study.n_evaluated(),
@@ -409,9 +445,9 @@ class _Server:
                 loo=self.loo,
                 next_proposal=None if self.next_proposal is None else self.next_proposal.copy(),
                 message=self.message,
-                session=session,
                 boundary=boundary,
-            ),
+                load_id=self.load_id,
+            )),
         )
 
 

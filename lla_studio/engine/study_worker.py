@@ -2,10 +2,12 @@
 
 The GUI talks to :class:`StudyEngine` only; every call returns at once. The engine starts the study
 process (:func:`lla_studio.engine.study_server.serve`, ``spawn`` method) the first time it is needed,
-sends it commands through a pipe and re-emits what comes back on Qt signals: frozen
+sends it commands through a pipe (the frozen message types of :mod:`lla_studio.engine.messages`; the
+session as its JSON document) and re-emits what comes back on Qt signals: frozen
 :class:`StudySnapshot` objects with numpy arrays and plain dicts, surfaces, error messages. A
 :class:`PipeReader` ``QThread`` receives them and hands them to the GUI thread through queued
-signals.
+signals. The engine keeps the newest session itself: the loaded one with the newest snapshot's
+trials. A message that cannot be sent or received reaches :attr:`StudyEngine.failed` with its reason.
 
 Why not a worker thread: the fits are Python-heavy and would hold the GUI process's GIL, stalling
 every repaint (see :mod:`lla_studio.engine.study_server`). The process answers Pause within about a
@@ -16,6 +18,7 @@ and the next command starts a fresh process on that session.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing as mp
 from pathlib import Path
@@ -23,12 +26,37 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from lla_studio.core.session import Session
+from lla_studio.core.errors import LLAStudioError
+from lla_studio.core.session import Session, session_to_dict
 from lla_studio.core.surface import SurfaceRequest
 from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
-from lla_studio.engine.study_server import StudySnapshot, serve, snapshot_of_session
+from lla_studio.engine.messages import (
+    Add,
+    Exit,
+    Failed,
+    Finished,
+    Load,
+    Pause,
+    Reject,
+    RequestSurface,
+    Run,
+    SnapshotReady,
+    Step,
+    SurfaceReady,
+    Tell,
+)
+from lla_studio.engine.study_server import StudySnapshot, serve, snapshot_of_session, trials_of_view
 
 __all__ = ["PipeReader", "StudyEngine", "StudySnapshot"]
+
+log = logging.getLogger(__name__)
+
+
+class _EndOfPipe:
+    """The pipe closed (the study process ended); ``generation`` says which process it was."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
 
 
 class PipeReader(QThread):
@@ -47,10 +75,10 @@ class PipeReader(QThread):
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                self.received.emit(("eof", self.generation))
+                self.received.emit(_EndOfPipe(self.generation))
                 return
             except Exception as err:  # an object that cannot be unpickled: report, keep reading
-                msg = ("failed", f"engine: a message from the study process could not be read: {type(err).__name__}: {err}")
+                msg = Failed(f"engine: a message from the study process could not be read: {type(err).__name__}: {err}")
             self.received.emit(msg)
 
 
@@ -70,7 +98,9 @@ class StudyEngine(QObject):
     def __init__(self, recovery_path: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.recovery_path = recovery_path
-        self.session: Session | None = None  # the newest session: loaded, or from the newest snapshot
+        self.session: Session | None = None  # the newest session: loaded, with the newest snapshot's trials
+        self._loaded: Session | None = None  # the session of the newest load (its trials as loaded)
+        self._load_id = 0
         self.latest_surface_request = 0
         self._surface_requests: dict[int, SurfaceRequest] = {}
         self._proc: Any = None
@@ -106,39 +136,71 @@ class StudyEngine(QObject):
         self._reader.received.connect(self._on_message)
         self._reader.start()
         if self.session is not None:
-            self._raw_send("load", self.session)
+            self._send_load(self.session)
             for req in self._surface_requests.values():
-                self._raw_send("surface", req)
+                self._raw_send(RequestSurface(req))
             self.snapshot.emit(snapshot_of_session(self.session, "starting"))
 
-    def _raw_send(self, *msg: Any) -> bool:
+    def _send_load(self, session: Session) -> None:
+        self._load_id += 1
+        self._loaded = session
+        try:
+            document = session_to_dict(session)
+        except (LLAStudioError, TypeError, ValueError) as err:
+            self._report(f"engine: the session cannot be sent to the study process: {err}")
+            return
+        self._raw_send(Load(document, self._load_id))
+
+    def _raw_send(self, msg: Any) -> bool:
+        """Send one message; a failure reaches :attr:`failed` with its reason (the window stays usable)."""
         if self._conn is None:
             return False
         try:
             self._conn.send(msg)
             return True
-        except (OSError, EOFError, ValueError):
-            return False
+        except (OSError, EOFError, ValueError) as err:  # a closed or broken pipe
+            self._report(f"engine: could not send {type(msg).__name__} to the study process ({type(err).__name__}: {err})")
+        except Exception as err:  # e.g. a message that does not pickle: a bug, but never a silent one
+            self._report(f"engine: could not send {type(msg).__name__} to the study process ({type(err).__name__}: {err})")
+        return False
 
-    def _send(self, *msg: Any) -> None:
+    def _report(self, reason: str, detail: str = "") -> None:
+        log.error("%s%s", reason, f"\n{detail}" if detail else "")
+        if not self._closing:
+            self.failed.emit(reason)
+
+    def _send(self, msg: Any) -> None:
         self.start()
-        self._raw_send(*msg)
+        self._raw_send(msg)
 
-    def _on_message(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "snapshot":
-            snap: StudySnapshot = msg[1]
-            if snap.session is not None:
-                self.session = snap.session
-            self.snapshot.emit(snap)
-        elif kind == "surface":
-            self.surface.emit(msg[1])
-        elif kind == "failed":
-            self.failed.emit(msg[1])
-        elif kind == "finished":
-            self.finished.emit(msg[1])
-        elif kind == "eof" and msg[1] == self._generation:
-            self._process_ended()
+    def _on_message(self, msg: Any) -> None:
+        match msg:
+            case SnapshotReady(snapshot=snap):
+                if snap.load_id != self._load_id:
+                    return  # a study of an older load: its trials belong to another session
+                self._adopt_trials(snap)
+                self.snapshot.emit(snap)
+            case SurfaceReady(surface=surf):
+                self.surface.emit(surf)
+            case Failed(reason=reason, detail=detail):
+                self._report(reason, detail)
+            case Finished(status=status):
+                self.finished.emit(status)
+            case _EndOfPipe(generation=generation) if generation == self._generation:
+                self._process_ended()
+            case _EndOfPipe():
+                pass
+            case _:
+                self._report(f"engine: unexpected message from the study process: {type(msg).__name__}")
+
+    def _adopt_trials(self, snap: StudySnapshot) -> None:
+        """The engine's session becomes the loaded one with the snapshot's trials."""
+        if self._loaded is None:
+            return
+        try:
+            self.session = self._loaded.with_trials(trials_of_view(snap.trials))
+        except (LLAStudioError, KeyError, TypeError) as err:
+            self._report(f"engine: the study process sent trials that do not fit the session: {err}")
 
     def _process_ended(self) -> None:
         proc, self._proc = self._proc, None
@@ -162,20 +224,20 @@ class StudyEngine(QObject):
         self.session = session
         self._surface_requests = {}
         if self._proc is not None:
-            self._raw_send("load", session)
+            self._send_load(session)
         else:  # nothing has run yet: the views get the session's trials without starting a process
             snap = snapshot_of_session(session)
             QTimer.singleShot(0, lambda: self.snapshot.emit(snap))
 
     def run(self, budget: int = 0) -> None:
-        self._send("run", int(budget))
+        self._send(Run(int(budget)))
 
     def step(self) -> None:
-        self._send("step")
+        self._send(Step())
 
     def pause(self) -> None:
         if self._proc is not None:
-            self._raw_send("pause")  # the process's reader thread cancels a fit in progress
+            self._raw_send(Pause())  # the process's reader thread cancels a fit in progress
         elif self.session is not None:
             self.snapshot.emit(snapshot_of_session(self.session, "paused"))
 
@@ -183,13 +245,13 @@ class StudyEngine(QObject):
         if not math.isfinite(value):
             self.failed.emit(f"trial {trial_id}: value must be a finite number")
             return
-        self._send("tell", int(trial_id), float(value))
+        self._send(Tell(int(trial_id), float(value)))
 
     def reject(self, trial_id: int, reason: str = "rejected by the user") -> None:
-        self._send("reject", int(trial_id), reason)
+        self._send(Reject(int(trial_id), reason))
 
     def add(self, config: dict[str, Any], value: float | None) -> None:
-        self._send("add", dict(config), value)
+        self._send(Add(dict(config), value))
 
     def request_surface(self, params: tuple[str, ...], fixed: dict[str, float] | None = None, n: int = 100) -> int:
         """Ask for a slice (one parameter) or map (two) of the newest model; returns the request id."""
@@ -197,7 +259,7 @@ class StudyEngine(QObject):
         req = SurfaceRequest(self.latest_surface_request, tuple(params), dict(fixed or {}), n)
         self._surface_requests[len(req.params)] = req
         if self._proc is not None:  # without a process there is no model yet: sent when it starts
-            self._raw_send("surface", req)
+            self._raw_send(RequestSurface(req))
         return self.latest_surface_request
 
     def shutdown(self) -> None:
@@ -205,8 +267,8 @@ class StudyEngine(QObject):
         self._closing = True
         proc, conn, reader = self._proc, self._conn, self._reader
         if proc is not None:
-            self._raw_send("pause")
-            self._raw_send("exit")
+            self._raw_send(Pause())
+            self._raw_send(Exit())
             proc.join(10)
             if proc.is_alive():
                 proc.terminate()

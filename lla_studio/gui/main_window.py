@@ -560,9 +560,7 @@ class MainWindow(QMainWindow):
     def current_session(self) -> Session | None:
         """The session with the engine's newest trials (and the surrogate being typed, if any)."""
         self.surrogate_editor.flush()
-        if self.latest is not None and self.latest.session is not None:
-            return self.latest.session
-        return self.session
+        return self.engine.session if self.engine.session is not None else self.session
 
     def save(self) -> bool:
         if self.session_path is None or self.session_path.resolve().is_relative_to(RESOURCES.resolve()):
@@ -665,7 +663,8 @@ class MainWindow(QMainWindow):
         if snap is not None:
             had_fit = self.latest is not None and len(self.latest.hyperparameters)
             self.latest = snap
-            if snap.session is not None and self.session is not None and snap.session.trials != self.session.trials:
+            newest = self.engine.session
+            if newest is not None and self.session is not None and newest.trials != self.session.trials:
                 self.dirty = True
                 self._update_title()
             minimize = self.session is None or self.session.objective.direction == "minimize"

@@ -5,19 +5,40 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
-from lla_studio.core.session import load_session
-from lla_studio.engine.study_server import StudySnapshot, snapshot_of_session
+from lla_studio.core.session import load_session, session_from_dict, session_to_dict
+from lla_studio.engine.messages import Load, SnapshotReady
+from lla_studio.engine.study_server import StudySnapshot, snapshot_of_session, trials_of_view
 from lla_studio.engine.study_worker import StudyEngine
 from lla_studio.gui.main_window import default_session_path
+
+SESSIONS = default_session_path().parent
 
 
 def test_snapshot_of_an_untouched_session_and_pickle_round_trip():
     session = load_session(default_session_path())
     snap = snapshot_of_session(session)
     assert snap.n_evaluated == 0 and np.isnan(snap.best_value) and snap.status == "idle"
-    back = pickle.loads(pickle.dumps(snap))  # read-only mappings of frozen objects cross the pipe
-    assert back.session == session and back.trials == snap.trials
+    back = pickle.loads(pickle.dumps(SnapshotReady(snap))).snapshot
+    assert back.trials == snap.trials
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SESSIONS.glob("*.json")))
+def test_every_shipped_session_crosses_the_process_boundary_as_data(name):
+    """What crosses the pipe is plain data: the session as its JSON document, trials as dicts.
+    A session with feature transforms holds compiled closures that do not pickle (this was the
+    bug: Run did nothing for such sessions); its document does, and rebuilds the same session."""
+    session = load_session(SESSIONS / name)
+    session = session.with_trials(tuple(session.trials))
+    session.feature_map  # compiled (cached) as the study would: must not travel
+    msg = pickle.loads(pickle.dumps(Load(session_to_dict(session), 7)))
+    assert msg.load_id == 7 and session_from_dict(msg.document) == session
+    snap = pickle.loads(pickle.dumps(SnapshotReady(snapshot_of_session(session)))).snapshot
+    assert trials_of_view(snap.trials) == session.trials
+    if session.transforms.steps:  # the live object itself does not cross
+        with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+            pickle.dumps(session.feature_map)
 
 
 def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):
