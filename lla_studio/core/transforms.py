@@ -15,8 +15,23 @@ Steps (JSON type tag ``"step"``):
   ``f_1..f_k`` become ``<group>_logmean = mean_i log f_i`` and the log-ratios
   ``<f_i>_ratio = log f_i - mean_j log f_j`` (``log_ratios=False``: the plain ratios
   ``f_i / geomean``). The group's overall size and its shape are then separate inputs.
+* ``combine`` -- one new feature from several: ``{"step": "combine", "op": OP, "features": [a, b, ...],
+  "name": NEW, "keep": true, "low": .., "high": ..}`` with OP one of ``sum``, ``product``,
+  ``ratio`` (``a / b``), ``log_product`` (``log(a b ...) = log a + log b + ...``) and ``log_ratio``
+  (``log(a / b)``). Ratios take exactly two features, the others two or more; log ops need
+  positive inputs and a ratio a denominator whose bounds exclude 0. ``keep`` (default true) keeps
+  the inputs; ``low`` / ``high`` (optional) declare bounds that must contain the derived ones.
+  Example: hands-on BO's ``log(initial_lr_pct * max_lr)`` is
+  ``{"step": "combine", "op": "log_product", "features": ["initial_lr_pct", "max_lr"],
+  "name": "log_initial_lr"}``. A conditional parameter's feature may be combined: while it is
+  inactive its placeholder enters the op.
 * ``rename`` -- rename features.
 * ``drop`` -- remove features.
+
+Bounds. Every feature carries bounds over the whole space (models normalize by them), derived from
+the parameter bounds step by step by interval arithmetic (``combine`` takes the extreme corner
+products, signs included). They always enclose the feature's values and are attained when the
+inputs of each step can reach their extremes together (distinct parameters without conditions).
 
 :class:`FeatureMap` evaluates a chain on torch tensors of unit-cube encodings (differentiable), so
 the same code serves training data, plotting grids and acquisition optimization.
@@ -24,7 +39,9 @@ the same code serves training data, plotting grids and acquisition optimization.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +55,7 @@ from lla_studio.core.space import ChoiceParameter, IntegerParameter, RealParamet
 
 __all__ = [
     "AffineStep",
+    "CombineStep",
     "DropStep",
     "FeatureMap",
     "GroupRatioStep",
@@ -255,6 +273,193 @@ class GroupRatioStep:
         return d
 
 
+_COMBINE_OPS: dict[str, str] = {
+    "sum": "f_1 + ... + f_k",
+    "product": "f_1 * ... * f_k",
+    "ratio": "a / b",
+    "log_product": "log f_1 + ... + log f_k",
+    "log_ratio": "log a - log b",
+}
+"""The ops of :class:`CombineStep`, each with its formula (the order is the documented one)."""
+
+_TWO_ONLY = frozenset({"ratio", "log_ratio"})
+_LOG_OPS = frozenset({"log_product", "log_ratio"})
+
+
+def _interval_product(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """Exact range of ``x * y`` for ``x`` in ``a`` and ``y`` in ``b`` varying independently (corners)."""
+    corners = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    return min(corners), max(corners)
+
+
+@dataclass(frozen=True)
+class CombineStep:
+    """One new feature from several: ``name = op(f_1, ..., f_k)``.
+
+    Ops (see ``_COMBINE_OPS``): ``sum``, ``product`` (two or more features), ``ratio`` (``a / b``,
+    exactly two), ``log_product`` (``log(f_1 ... f_k)``, computed as a sum of logs so tiny products do
+    not underflow) and ``log_ratio`` (``log(a / b) = log a - log b``, exactly two). The log ops need
+    positive inputs (lower bound > 0); a ratio needs a denominator whose interval excludes 0. Choice
+    features (indices) are refused: one-hot them first.
+
+    With ``keep`` (the default) the inputs stay and the new feature goes right after the first input;
+    without it the inputs are consumed and the new feature takes the first input's place (it may
+    then reuse an input's name). ``f_k`` may be any feature of the chain so far, including one of a
+    conditional parameter: inactive parameters take their placeholder, so the combined feature is
+    defined for every configuration (for an inactive input it is a function of the placeholder).
+
+    Bounds: interval arithmetic on the input bounds (sums add bounds, products take the extreme
+    corner products, signs included, ``a / b = a * [1/b_hi, 1/b_lo]``, logs are monotone). They are
+    exact -- reached at a corner -- when the inputs can take their extremes together (distinct,
+    unconditioned parameters); otherwise (inputs derived from shared parameters, conditions that
+    exclude each other) they are an enclosure. Declared ``low`` / ``high`` replace the derived ones
+    and must contain them (to within 1e-12 relative), else the step is refused.
+
+    Args:
+        op: One of ``sum``, ``product``, ``ratio``, ``log_product``, ``log_ratio``.
+        features: Input feature names, in order (for a ratio: numerator, denominator).
+        name: The new feature's name.
+        keep: Keep the inputs as features.
+        low: Declared lower bound (``None``: derived).
+        high: Declared upper bound (``None``: derived).
+    """
+
+    op: str
+    features: tuple[str, ...]
+    name: str
+    keep: bool = True
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        label = f"combine step {self.name!r}"
+        _check_feature_name(self.name, label)
+        if not isinstance(self.op, str) or self.op not in _COMBINE_OPS:
+            raise TransformError(f"{label}: unknown op {self.op!r} (use {', '.join(_COMBINE_OPS)})")
+        if not isinstance(self.keep, bool):
+            raise TransformError(f"{label}: keep must be true or false, got {self.keep!r}")
+        for n in self.features:
+            if not isinstance(n, str):
+                raise TransformError(f"{label}: expected a feature name, got {n!r}")
+        if len(self.features) < 2:
+            raise TransformError(f"{label}: {self.op} needs at least two features, got {list(self.features)}")
+        dup = next((n for i, n in enumerate(self.features) if n in self.features[:i]), None)
+        if dup is not None:
+            raise TransformError(f"{label}: feature {dup!r} is listed twice")
+        if self.op in _TWO_ONLY and len(self.features) != 2:
+            raise TransformError(
+                f"{label}: {self.op} takes exactly two features (numerator, denominator), got {list(self.features)}"
+            )
+        for key in ("low", "high"):
+            v = getattr(self, key)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise TransformError(f"{label}: declared {key} must be a finite number, got {v!r}")
+                object.__setattr__(self, key, float(v))
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise TransformError(f"{label}: declared low {self.low:g} must be below high {self.high:g}")
+
+    def derived_bounds(self, src: Sequence[_Feature]) -> tuple[float, float]:
+        """Interval-arithmetic bounds of the op over the input bounds (inputs already checked)."""
+        if self.op == "sum":
+            return sum(f.low for f in src), sum(f.high for f in src)
+        if self.op == "product":
+            lo, hi = src[0].low, src[0].high
+            for f in src[1:]:
+                lo, hi = _interval_product((lo, hi), (f.low, f.high))
+            return lo, hi
+        if self.op == "ratio":
+            a, b = src
+            return _interval_product((a.low, a.high), (1.0 / b.high, 1.0 / b.low))
+        if self.op == "log_product":
+            return sum(math.log(f.low) for f in src), sum(math.log(f.high) for f in src)
+        a, b = src  # log_ratio
+        return math.log(a.low) - math.log(b.high), math.log(a.high) - math.log(b.low)
+
+    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+        at = f"{where}: {self.op} {self.name!r}"
+        by_name = {f.name: f for f in feats}
+        src: list[_Feature] = []
+        for n in self.features:
+            if n not in by_name:
+                raise TransformError(f"{at}: unknown feature {n!r} (available: {', '.join(by_name)})")
+            f = by_name[n]
+            if f.choices is not None:
+                raise TransformError(
+                    f"{at}: feature {n!r} is a choice index, not a number (one_hot it first and combine the indicators)"
+                )
+            src.append(f)
+        if self.op in _LOG_OPS:
+            for f in src:
+                if f.low <= 0:
+                    raise TransformError(
+                        f"{at}: log of feature {f.name!r} needs values > 0, its lower bound is {f.low:g}"
+                    )
+        if self.op == "ratio" and src[1].low <= 0 <= src[1].high:
+            raise TransformError(
+                f"{at}: denominator {src[1].name!r} can be 0 (its bounds are [{src[1].low:g}, {src[1].high:g}])"
+            )
+        remaining = set(by_name) if self.keep else set(by_name) - set(self.features)
+        if self.name in remaining:
+            raise TransformError(f"{at}: output name {self.name!r} clashes with an existing feature")
+        lo, hi = self.derived_bounds(src)
+        # a declared bound may differ from the derived one by rounding (1e-12 relative), not more
+        if self.low is not None and self.low - lo > 1e-12 * max(1.0, abs(lo)):
+            raise TransformError(
+                f"{at}: declared low {self.low:.17g} is above the derived lower bound {lo:.17g} "
+                f"(the feature reaches [{lo:g}, {hi:g}])"
+            )
+        if self.high is not None and hi - self.high > 1e-12 * max(1.0, abs(hi)):
+            raise TransformError(
+                f"{at}: declared high {self.high:.17g} is below the derived upper bound {hi:.17g} "
+                f"(the feature reaches [{lo:g}, {hi:g}])"
+            )
+        out = _Feature(self.name, lo if self.low is None else self.low, hi if self.high is None else self.high)
+        names = [f.name for f in feats]
+        if self.keep:
+            pos = names.index(self.features[0]) + 1
+            new = [*feats[:pos], out, *feats[pos:]]
+        else:
+            new = _replace(feats, self.features, [out])
+        order = [f.name for f in new]
+        consumed = () if self.keep else self.features
+        fn = _COMBINE_FNS[self.op]
+
+        def op(env: _Env) -> _Env:
+            made = {self.name: fn([env[n] for n in self.features])}
+            return _rebuild(env, consumed, made, order)
+
+        return new, op
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"step": "combine", "op": self.op, "features": list(self.features), "name": self.name}
+        if not self.keep:
+            d["keep"] = False
+        if self.low is not None:
+            d["low"] = self.low
+        if self.high is not None:
+            d["high"] = self.high
+        return d
+
+
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    return functools.reduce(operator.add, xs)
+
+
+def _product(xs: list[torch.Tensor]) -> torch.Tensor:
+    return functools.reduce(operator.mul, xs)
+
+
+_COMBINE_FNS = {
+    "sum": _sum,
+    "product": _product,
+    "ratio": lambda xs: xs[0] / xs[1],
+    "log_product": lambda xs: _sum([torch.log(x) for x in xs]),
+    "log_ratio": lambda xs: torch.log(xs[0]) - torch.log(xs[1]),
+}
+
+
 @dataclass(frozen=True)
 class RenameStep:
     """Rename features: ``mapping = {old: new}``."""
@@ -310,7 +515,7 @@ class DropStep:
         return {"step": "drop", "features": list(self.features)}
 
 
-Step = Union[LogStep, AffineStep, OneHotStep, GroupRatioStep, RenameStep, DropStep]
+Step = Union[LogStep, AffineStep, OneHotStep, GroupRatioStep, CombineStep, RenameStep, DropStep]
 
 
 def _rebuild(env: _Env, consumed: Sequence[str], made: _Env, order: list[str]) -> _Env:
@@ -490,6 +695,19 @@ def _step_from_dict(d: Any, path: str) -> Step:
         if tag == "group_ratio":
             check_keys(obj, {"step", "features", "group", "log_ratios"}, path)
             return GroupRatioStep(names("features"), get(obj, "group", "str", path), get(obj, "log_ratios", "bool", path, True))
+        if tag == "combine":
+            check_keys(obj, {"step", "op", "features", "name", "keep", "low", "high"}, path)
+            op = get(obj, "op", "str", path)
+            if op not in _COMBINE_OPS:
+                raise SessionError(f"unknown combine op {op!r} (use {', '.join(_COMBINE_OPS)})", f"{path}.op")
+            return CombineStep(
+                op,
+                names("features"),
+                get(obj, "name", "str", path),
+                get(obj, "keep", "bool", path, True),
+                get(obj, "low", "number?", path, None),
+                get(obj, "high", "number?", path, None),
+            )
         if tag == "rename":
             check_keys(obj, {"step", "mapping"}, path)
             mapping = get(obj, "mapping", "object", path)
@@ -503,7 +721,7 @@ def _step_from_dict(d: Any, path: str) -> Step:
     except TransformError as err:
         raise SessionError(str(err), path) from None
     raise SessionError(
-        f"unknown transform step {tag!r} (use log, affine, one_hot, group_ratio, rename or drop)", f"{path}.step"
+        f"unknown transform step {tag!r} (use log, affine, one_hot, group_ratio, combine, rename or drop)", f"{path}.step"
     )
 
 

@@ -158,3 +158,37 @@ def test_kernel_graph_in_a_session_is_checked_against_the_features():
     bad["kernel"] = {"kernel": "matern", "nu": 2.0, "features": ["x1"]}
     with pytest.raises(SessionError, match=r"^kernel.nu: must be one of 0.5, 1.5, 2.5"):
         session_from_dict(bad)
+
+
+def test_cnn_session_has_the_hands_on_feature_space():
+    import math
+
+    import torch
+
+    session = load_session(SESSIONS / "cnn_hyperparameters.json")
+    fmap = session.feature_map
+    names = fmap.feature_names
+    assert {
+        "optimizer", "nesterov", "log_epochs", "log_batch_size", "log_max_lr", "log_warmup_fraction",
+        "log_initial_lr", "log_final_lr", "max_momentum", "min_momentum",
+        "weight_decay_logmean", "width_logmean",
+    } <= set(names)
+    assert sum(n.startswith("weight_decay_") and n.endswith("_ratio") for n in names) == 5
+    assert sum(n.endswith("_ratio") for n in names) == 9
+    # the derived learning rates and min momentum replace their fractions
+    assert not {"lr_initial_fraction", "lr_final_fraction", "min_momentum_fraction"} & set(names)
+    assert not any(n.startswith("log_lr_") for n in names)
+    assert session.kernel is not None and set(session.kernel.features_used()) == set(names)
+
+    configs = session.search_space.sample(64, seed=0)
+    F = fmap(torch.as_tensor(session.search_space.encode_many(configs), dtype=torch.float64))
+    assert torch.isfinite(F).all()
+    col = {n: F[:, j] for j, n in enumerate(names)}
+    sgd = next(i for i, c in enumerate(configs) if c["optimizer"] == "sgd")
+    for i in (0, sgd):
+        c = configs[i]
+        assert math.isclose(col["log_initial_lr"][i].item(), math.log(c["lr_initial_fraction"] * c["max_lr"]), rel_tol=1e-12, abs_tol=1e-12)
+        assert math.isclose(col["log_final_lr"][i].item(), math.log(c["lr_final_fraction"] * c["max_lr"]), rel_tol=1e-12, abs_tol=1e-12)
+        assert math.isclose(col["log_max_lr"][i].item(), math.log(c["max_lr"]), rel_tol=1e-12, abs_tol=1e-12)
+    c = configs[sgd]
+    assert math.isclose(col["min_momentum"][sgd].item(), c["min_momentum_fraction"] * c["max_momentum"], rel_tol=1e-12, abs_tol=1e-12)
