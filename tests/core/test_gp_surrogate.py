@@ -114,3 +114,49 @@ def test_fit_refuses_non_finite_data():
     Y[2, 0] = float("nan")
     with pytest.raises(SurrogateFitError, match="NaN or inf"):
         fit_gp(U, Y, session.feature_map)
+
+
+class _CountingMLL:
+    """Counts marginal-likelihood evaluations (each is one loss + gradient of the fit)."""
+
+    def __init__(self, monkeypatch):
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        self.calls = 0
+        forward = ExactMarginalLogLikelihood.forward
+
+        def counted(mll, *args, **kwargs):
+            self.calls += 1
+            return forward(mll, *args, **kwargs)
+
+        monkeypatch.setattr(ExactMarginalLogLikelihood, "forward", counted)
+
+
+def test_cancel_check_adds_no_loss_evaluations(monkeypatch):
+    """A cancellable fit evaluates the loss exactly as often as one without a cancel check, and
+    ends at the same hyperparameters. (Through scipy's callback BoTorch evaluates the loss once
+    more per iteration: on these data 61 evaluations instead of 33.)"""
+    session, U, Y = _branin_data(15)
+    counter = _CountingMLL(monkeypatch)
+    torch.manual_seed(0)
+    plain = fit_gp(U, Y, session.feature_map)
+    n_plain, counter.calls = counter.calls, 0
+    checks = []
+    torch.manual_seed(0)
+    cancellable = fit_gp(U, Y, session.feature_map, cancel=lambda: checks.append(1) is not None)
+    n_cancellable = counter.calls - 1  # after the optimizer, fit_gp evaluates the final mll once
+    assert n_plain > 10
+    assert counter.calls == n_plain
+    assert len(checks) == n_cancellable  # one check per evaluation of the optimizer, none added
+    assert cancellable.hyperparameters == plain.hyperparameters
+
+
+def test_cancel_stops_the_fit_at_the_next_evaluation(monkeypatch):
+    from lla_studio.core.surrogates.gp import FitCancelled
+
+    session, U, Y = _branin_data(15)
+    counter = _CountingMLL(monkeypatch)
+    budget = iter(range(5))
+    with pytest.raises(FitCancelled):
+        fit_gp(U, Y, session.feature_map, cancel=lambda: next(budget, None) is None)
+    assert counter.calls == 5

@@ -23,6 +23,7 @@ value is written through the parameter's constraint and its raw parameter gets
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -57,6 +58,8 @@ from lla_studio.core.kernels.nodes import (
 from lla_studio.core.kernels.priors import Gamma, LogNormal, PriorSpec
 
 __all__ = ["compile_kernel", "to_gpytorch_prior"]
+
+_log = logging.getLogger(__name__)
 
 # node hyperparameter name -> gpytorch attribute name
 _GPYTORCH_NAME = {
@@ -107,9 +110,20 @@ def _prior(node: KernelNode, param: str) -> Prior | None:
 
 def _leaf(node: LeafNode, columns: dict[str, int], batch_shape: torch.Size) -> Kernel:
     dims = torch.tensor([columns[f] for f in node.features], dtype=torch.long)
-    kw: dict = {"active_dims": dims, "batch_shape": batch_shape}
+    return leaf_kernel(node, batch_shape, active_dims=dims)
+
+
+def leaf_kernel(node: LeafNode, batch_shape: torch.Size, active_dims: torch.Tensor | None = None) -> Kernel:
+    """The gpytorch base kernel of one leaf (priors, constraints and initial values; no fixed values).
+
+    Also builds the batched compile's group kernels (``active_dims=None``, the leaf axis in
+    ``batch_shape``), so both compiles start from the same constraints and initial values.
+    """
+    kw: dict = {"batch_shape": batch_shape}
+    if active_dims is not None:
+        kw["active_dims"] = active_dims
     if node.ard:  # not ard_num_dims=None: PeriodicKernel (gpytorch 1.15) fails on an explicit None
-        kw["ard_num_dims"] = len(dims)
+        kw["ard_num_dims"] = len(node.features)
     if isinstance(node, LinearNode):
         return LinearKernel(variance_prior=_prior(node, "variance"), **kw)
     kw["lengthscale_prior"] = prior = _prior(node, "lengthscale")
@@ -165,6 +179,7 @@ def compile_kernel(
     *,
     batch_shape: torch.Size = torch.Size(),
     dtype: torch.dtype | None = None,
+    batched: bool = True,
 ) -> Kernel:
     """Build the gpytorch kernel a graph describes.
 
@@ -176,6 +191,10 @@ def compile_kernel(
         dtype: If given, the kernel (parameters and prior buffers) is cast to it before fixed
             values are written. Pass ``torch.float64`` for a float64 model: casting a float32
             kernel later keeps fixed values rounded to float32.
+        batched: Compile to one :class:`~lla_studio.core.kernels.batched.BatchedGraphKernel`
+            (leaves of a kind batched, the tree as tensor reductions; same values, gradients and
+            priors) when two or more leaves can share a batched kernel; otherwise, and with
+            ``batched=False``, the naive module tree of the table above (the reference).
 
     Returns:
         A fresh ``gpytorch.kernels.Kernel`` (nothing shared between calls).
@@ -187,6 +206,17 @@ def compile_kernel(
     if not isinstance(graph, KernelGraph):
         graph = KernelGraph(graph)
     graph.validate(feature_names)
+    if batched:
+        from lla_studio.core.kernels.batched import BatchedGraphKernel, has_batchable_leaves
+
+        # One gpytorch call per leaf group instead of per node: a fit of the CNN session's hands-on
+        # kernel (42 leaves) spent most of its ~20 s in gpytorch's module overhead.
+        if has_batchable_leaves(graph):
+            try:
+                return BatchedGraphKernel(graph, feature_names, batch_shape=torch.Size(batch_shape), dtype=dtype)
+            except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
+                # never refused: a graph the batched compiler cannot take is compiled naively
+                _log.warning("kernel graph compiled naively (batched compile failed: %s)", err)
     columns = {name: i for i, name in enumerate(feature_names)}
     fixed: _Fixed = []
     kernel = _compile(graph.root, columns, torch.Size(batch_shape), fixed)
