@@ -1,0 +1,142 @@
+"""GP fit time of composite kernels: the hands-on CNN kernel naive vs batched, beside the default kernel.
+
+On the 19-parameter conditional CNN space of ``resources/sessions/cnn_hyperparameters.json`` (its
+feature map and its hands-on kernel), at n = 12, 60 and 120 Sobol configurations, one torch thread,
+this times one GP fit as the study does it (:func:`lla_studio.core.surrogates.gp.fit_gp`: the
+session's feature map inside the model, priors, BoTorch's ``fit_gpytorch_mll``) for
+
+* ``hands-on naive``   -- the kernel graph compiled to gpytorch's nested Additive/Product/Scale tree;
+* ``hands-on batched`` -- the same graph compiled to batched leaves and tensor reductions;
+* ``default``          -- our default kernel (one Matérn-5/2 ARD over all features);
+* ``botorch``          -- a plain BoTorch ``SingleTaskGP`` (its default kernel and priors) on the same
+  features, min-max normalized by their bounds, fitted with ``fit_gpytorch_mll``: the reference.
+
+Every method sees the same data (fixed seeds, chosen before the run: configurations ``sample(n,
+seed=0)``, a made-up smooth objective of the normalized features plus seeded noise) and starts from
+its compiled initial values after ``torch.manual_seed(0)``. Each fit is repeated ``--repeats``
+times (the naive compile at n = 120 once: it is the slow one) and the median is printed, with the
+number of loss evaluations and the final marginal log likelihood per point (naive and batched reach
+the same optimum: the same numbers). Ratios: naive / batched (goal >= 8 at n = 60), hands-on batched /
+default (goal <= 2) and default / botorch (goal <= 1.2).
+
+    python benchmarks/kernel_speed.py
+    python benchmarks/kernel_speed.py --sizes 12 60 --repeats 1   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+SESSION = ROOT / "resources" / "sessions" / "cnn_hyperparameters.json"
+METHODS = ("hands-on naive", "hands-on batched", "default", "botorch")
+
+
+def make_data(n: int):
+    """Sobol configurations of the CNN space and a smooth objective of their normalized features."""
+    from lla_studio.core.session import load_session
+
+    session = load_session(SESSION)
+    U = torch.as_tensor(session.search_space.sample_encoded(n, seed=0), dtype=torch.float64)
+    F = session.feature_map(U)
+    bounds = torch.as_tensor(session.feature_map.feature_bounds(), dtype=torch.float64)
+    Fn = (F - bounds[0]) / (bounds[1] - bounds[0])
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(Fn.shape[-1], generator=gen, dtype=torch.float64)
+    Y = torch.sin(3.0 * Fn) @ w + 0.5 * ((Fn - 0.5) ** 2).sum(-1) + 0.05 * torch.randn(n, generator=gen, dtype=torch.float64)
+    return session, U, Fn, Y.unsqueeze(-1)
+
+
+class _Counter:
+    """Counts marginal-likelihood evaluations (loss + gradient) of a fit."""
+
+    def __init__(self) -> None:
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        self.calls = 0
+        forward = ExactMarginalLogLikelihood.forward
+
+        def counted(mll, *args, **kwargs):
+            self.calls += 1
+            return forward(mll, *args, **kwargs)
+
+        ExactMarginalLogLikelihood.forward = counted  # this process only runs this benchmark
+
+
+def fit_once(method: str, session, U, Fn, Y, counter: _Counter) -> tuple[float, int, float]:
+    """Seconds, loss evaluations and final mll per point of one fit."""
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from lla_studio.core.surrogates.gp import fit_gp
+
+    torch.manual_seed(0)
+    counter.calls = 0
+    start = time.perf_counter()
+    if method == "botorch":
+        model = SingleTaskGP(Fn, Y, outcome_transform=Standardize(m=1))
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        fit_gpytorch_mll(mll)
+        seconds = time.perf_counter() - start
+        model.train()
+        mll.train()
+        with torch.no_grad():
+            value = float(mll(model(*model.train_inputs), model.train_targets))
+    else:
+        kernel = None if method == "default" else session.kernel
+        fit = fit_gp(U, Y, session.feature_map, kernel, batched=method != "hands-on naive", cancel=lambda: False)
+        seconds, value = time.perf_counter() - start, fit.mll
+    return seconds, counter.calls, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[12, 60, 120])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    counter = _Counter()
+    session, U, Fn, Y = make_data(8)
+    fit_once("default", session, U, Fn, Y, counter)  # imports and first-call costs out of the way
+
+    leaves = len(session.kernel.leaves())
+    print(f"# GP fit time on the CNN space ({session.search_space.dim} parameters, {Fn.shape[-1]} features; "
+          f"hands-on kernel of {leaves} leaves), 1 torch thread, median of {args.repeats} fits")
+    header = f"{'n':>4} {'method':<17} {'seconds':>8} {'evals':>6} {'s/eval':>8} {'mll/n':>9}"
+    print(header)
+    print("-" * len(header))
+    rows: dict[tuple[int, str], float] = {}
+    for n in args.sizes:
+        session, U, Fn, Y = make_data(n)
+        for method in METHODS:
+            reps = 1 if (method == "hands-on naive" and n >= 120) else args.repeats
+            runs = [fit_once(method, session, U, Fn, Y, counter) for _ in range(reps)]
+            seconds = statistics.median(r[0] for r in runs)
+            evals, value = runs[0][1], runs[0][2]
+            rows[n, method] = seconds
+            print(f"{n:>4} {method:<17} {seconds:>8.2f} {evals:>6} {seconds / max(evals, 1) * 1e3:>6.1f}ms {value:>9.4f}",
+                  flush=True)
+    print()
+    print(f"{'n':>4} {'naive/batched':>14} {'batched/default':>16} {'default/botorch':>16}")
+    for n in args.sizes:
+        r = {m: rows[n, m] for m in METHODS}
+        print(f"{n:>4} {r['hands-on naive'] / r['hands-on batched']:>14.2f} "
+              f"{r['hands-on batched'] / r['default']:>16.2f} {r['default'] / r['botorch']:>16.2f}")
+    print("goals: naive/batched >= 8 at n = 60; batched/default <= 2; default/botorch <= 1.2")
+
+
+if __name__ == "__main__":
+    main()
