@@ -158,9 +158,7 @@ class StudyEngine(QObject):
         try:
             self._conn.send(msg)
             return True
-        except (OSError, EOFError, ValueError) as err:  # a closed or broken pipe
-            self._report(f"engine: could not send {type(msg).__name__} to the study process ({type(err).__name__}: {err})")
-        except Exception as err:  # e.g. a message that does not pickle: a bug, but never a silent one
+        except Exception as err:  # a closed or broken pipe, or a message that does not pickle: never silent
             self._report(f"engine: could not send {type(msg).__name__} to the study process ({type(err).__name__}: {err})")
         return False
 
