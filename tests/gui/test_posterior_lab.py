@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import time
 
 import numpy as np
 import pytest
@@ -244,15 +243,18 @@ def test_vi_answers_in_stages_with_jsd_traces(qtbot, panel):
     assert panel.ellipse_count() == 2
 
 
-def test_shutdown_stops_a_running_computation(qtbot, panel):
+def test_shutdown_stops_a_running_computation(qtbot, panel, work_outcomes):
+    """Shutdown cancels the computation in progress (no wall-clock bound: it flakes under load)."""
+    from lla_studio.engine import posterior_worker
+
+    outcomes = work_outcomes(posterior_worker)
     select_model(panel, "shear-frame")
     panel.set_settings(vi=True, vi_steps=400)
     panel.controller.flush()
     assert panel.controller.busy and panel.controller.thread.isRunning()
     qtbot.wait(300)  # let the worker get into the optimisation
-    t0 = time.perf_counter()
     assert panel.shutdown()
-    assert time.perf_counter() - t0 < 5.0
+    assert outcomes and outcomes[-1] == "cancelled", outcomes
     assert not panel.controller.thread.isRunning()
     assert panel.shutdown()  # idempotent
     panel.set_parameter("sigma", 0.02)  # edits after shutdown are ignored, no crash

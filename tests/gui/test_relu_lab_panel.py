@@ -154,16 +154,18 @@ def test_2d_mode_shows_maps(qtbot, panel):
     assert panel.table_text()[0][1].startswith("(")
 
 
-def test_shutdown_in_the_middle_of_a_fit_is_prompt(qtbot, panel):
-    import time
+def test_shutdown_in_the_middle_of_a_fit_cancels_it(qtbot, panel, work_outcomes):
+    """Shutdown cancels the fit in progress (it ends by cancellation, not by running to the end).
+    How fast is not asserted: a wall-clock bound flakes on a loaded 2-core machine."""
+    from lla_studio.engine import relu_lab_worker
 
+    outcomes = work_outcomes(relu_lab_worker)
     # torch's one-time lazy imports (seconds, uncancellable) run when the workers start
     qtbot.waitUntil(lambda: panel.controller.warmed, timeout=30_000)
     panel.controller.flush()  # skip the debounce: the fits start now
     qtbot.waitUntil(lambda: panel.controller.busy, timeout=5_000)
     qtbot.wait(500)  # well inside the first fit (several seconds)
     assert panel.result is None
-    t0 = time.perf_counter()
     assert panel.shutdown()
-    assert time.perf_counter() - t0 < 1.5
+    assert outcomes and outcomes[-1] == "cancelled", outcomes
     assert not any(t.isRunning() for t in panel.controller.threads)
