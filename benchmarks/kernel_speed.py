@@ -13,10 +13,11 @@ session's feature map inside the model, priors, BoTorch's ``fit_gpytorch_mll``) 
 
 Every method sees the same data (fixed seeds, chosen before the run: configurations ``sample(n,
 seed=0)``, a made-up smooth objective of the normalized features plus seeded noise) and starts from
-its compiled initial values after ``torch.manual_seed(0)``. Each fit is repeated ``--repeats``
-times (the naive compile at n = 120 once: it is the slow one) and the median is printed, with the
-number of loss evaluations and the final marginal log likelihood per point (naive and batched reach
-the same optimum: the same numbers). Ratios: naive / batched (goal >= 8 at n = 60), hands-on batched /
+its compiled initial values after ``torch.manual_seed(0)``. The methods run in ``--repeats``
+interleaved rounds (each once per round, so that a slow spell of the shared machine hits them all);
+printed are the median seconds, the number of loss evaluations and the final marginal log
+likelihood per point (naive and batched reach the same optimum: the same numbers), and the ratios as
+medians of the per-round ratios. Ratios: naive / batched (goal >= 8 at n = 60), hands-on batched /
 default (goal <= 2) and default / botorch (goal <= 1.2).
 
     python benchmarks/kernel_speed.py
@@ -35,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+
+from lla_studio.core.process import freeze_imported_objects  # noqa: E402
 
 SESSION = ROOT / "resources" / "sessions" / "cnn_hyperparameters.json"
 METHODS = ("hands-on naive", "hands-on batched", "default", "botorch")
@@ -102,7 +105,7 @@ def fit_once(method: str, session, U, Fn, Y, counter: _Counter) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 60, 120])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (every method once per round)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import warnings
@@ -111,30 +114,40 @@ def main() -> None:
     counter = _Counter()
     session, U, Fn, Y = make_data(8)
     fit_once("default", session, U, Fn, Y, counter)  # imports and first-call costs out of the way
+    freeze_imported_objects()  # as the study process and headless runs do
 
     leaves = len(session.kernel.leaves())
     print(f"# GP fit time on the CNN space ({session.search_space.dim} parameters, {Fn.shape[-1]} features; "
-          f"hands-on kernel of {leaves} leaves), 1 torch thread, median of {args.repeats} fits")
+          f"hands-on kernel of {leaves} leaves), 1 torch thread, {args.repeats} interleaved rounds")
     header = f"{'n':>4} {'method':<17} {'seconds':>8} {'evals':>6} {'s/eval':>8} {'mll/n':>9}"
     print(header)
     print("-" * len(header))
-    rows: dict[tuple[int, str], float] = {}
+    ratios: dict[int, dict[str, float]] = {}
     for n in args.sizes:
         session, U, Fn, Y = make_data(n)
+        # Rounds: every method once per round, so a slow spell of the machine hits all of them; the
+        # ratios are medians of the per-round (paired) ratios.
+        runs = {m: [] for m in METHODS}
+        for _ in range(args.repeats):
+            for method in METHODS:
+                runs[method].append(fit_once(method, session, U, Fn, Y, counter))
         for method in METHODS:
-            reps = 1 if (method == "hands-on naive" and n >= 120) else args.repeats
-            runs = [fit_once(method, session, U, Fn, Y, counter) for _ in range(reps)]
-            seconds = statistics.median(r[0] for r in runs)
-            evals, value = runs[0][1], runs[0][2]
-            rows[n, method] = seconds
-            print(f"{n:>4} {method:<17} {seconds:>8.2f} {evals:>6} {seconds / max(evals, 1) * 1e3:>6.1f}ms {value:>9.4f}",
+            seconds = statistics.median(r[0] for r in runs[method])
+            evals, value = runs[method][0][1], runs[method][0][2]
+            print(f"{n:>4} {method:<17} {seconds:>8.3f} {evals:>6} {seconds / max(evals, 1) * 1e3:>6.1f}ms {value:>9.4f}",
                   flush=True)
+        t = {m: [r[0] for r in runs[m]] for m in METHODS}
+
+        def paired(a: str, b: str) -> float:
+            return statistics.median(x / y for x, y in zip(t[a], t[b]))
+
+        ratios[n] = {"nb": paired("hands-on naive", "hands-on batched"), "bd": paired("hands-on batched", "default"),
+                     "db": paired("default", "botorch")}
     print()
-    print(f"{'n':>4} {'naive/batched':>14} {'batched/default':>16} {'default/botorch':>16}")
+    print(f"{'n':>4} {'naive/batched':>14} {'batched/default':>16} {'default/botorch':>16}   (medians of per-round ratios)")
     for n in args.sizes:
-        r = {m: rows[n, m] for m in METHODS}
-        print(f"{n:>4} {r['hands-on naive'] / r['hands-on batched']:>14.2f} "
-              f"{r['hands-on batched'] / r['default']:>16.2f} {r['default'] / r['botorch']:>16.2f}")
+        r = ratios[n]
+        print(f"{n:>4} {r['nb']:>14.2f} {r['bd']:>16.2f} {r['db']:>16.2f}")
     print("goals: naive/batched >= 8 at n = 60; batched/default <= 2; default/botorch <= 1.2")
 
 

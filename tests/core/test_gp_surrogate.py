@@ -160,3 +160,41 @@ def test_cancel_stops_the_fit_at_the_next_evaluation(monkeypatch):
     with pytest.raises(FitCancelled):
         fit_gp(U, Y, session.feature_map, cancel=lambda: next(budget, None) is None)
     assert counter.calls == 5
+
+
+def test_log_coordinates_reach_the_linear_optimum_in_fewer_evaluations(monkeypatch):
+    """Lengthscales, output scales and noise are optimized in log coordinates
+    (``compile.lower_bounded``). Against BoTorch's linear coordinates (``GreaterThan(lower,
+    transform=None)``) on the CNN session's hands-on kernel (42 leaves, n = 40): the same optimum
+    (marginal likelihood to 1e-6, the same priors and bounds) in well under half the evaluations
+    (measured: 24 vs 224)."""
+    from gpytorch.constraints import GreaterThan
+
+    import lla_studio.core.kernels.batched as batched_module
+    import lla_studio.core.kernels.compile as compile_module
+    import lla_studio.core.surrogates.gp as gp_module
+
+    session = load_session(SESSIONS / "cnn_hyperparameters.json")
+    U = torch.as_tensor(session.search_space.sample_encoded(40, seed=3), dtype=torch.float64)
+    F = session.feature_map(U)
+    lo, hi = (torch.as_tensor(b, dtype=torch.float64) for b in session.feature_map.feature_bounds())
+    Fn = (F - lo) / (hi - lo)
+    Y = (torch.sin(3.0 * Fn).sum(-1) + 0.3 * Fn[:, 0] * Fn[:, 5]).unsqueeze(-1)
+    counter = _CountingMLL(monkeypatch)
+    results = {}
+    for coordinates in ("log", "linear"):
+        if coordinates == "linear":
+            def linear(lower, initial_value, fixed=False):
+                return GreaterThan(lower, transform=None, initial_value=initial_value)
+
+            for module in (compile_module, batched_module, gp_module):
+                monkeypatch.setattr(module, "lower_bounded", linear)
+        torch.manual_seed(0)
+        counter.calls = 0
+        fit = fit_gp(U, Y, session.feature_map, session.kernel)
+        constraint = fit.model.likelihood.noise_covar.raw_noise_constraint
+        assert (constraint._transform is None) == (coordinates == "linear")
+        results[coordinates] = (fit.mll, counter.calls)
+    (mll_log, evals_log), (mll_linear, evals_linear) = results["log"], results["linear"]
+    assert mll_log == pytest.approx(mll_linear, abs=1e-6)
+    assert evals_log < 0.5 * evals_linear, results

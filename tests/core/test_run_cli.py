@@ -69,15 +69,28 @@ def test_cv_compares_kernels(tmp_path):
     for row in table:
         float(row[-4])  # MLPD parses
         assert 0.0 <= float(row[-2]) <= 1.0  # coverage
-    # the LLA on the same trials, LOO in closed form and with a refit per fold
-    r = run_cli("cv", str(out / "session.json"), "--lla", "--refit")
+    # the LLA on the same trials: the session's default network, LOO in closed form
+    r = run_cli("cv", str(out / "session.json"), "--lla")
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.splitlines()
     rows = {l.split()[0]: l.split() for l in lines[2:4]}
     assert set(rows) == {"session", "LLA"}
+    mlpd, rmse, cover, lml = (float(v) for v in rows["LLA"][1:])
+    assert rmse > 0 and 0.0 <= cover <= 1.0
+    assert any(l.startswith("LLA: MLPSpec(widths=(50, 50), activation='tanh')") for l in lines)
+    # ... and with a refit per fold (ten MAP trainings: a small network keeps the test short)
+    doc = json.loads((out / "session.json").read_text())
+    doc["surrogate"] = {"type": "lla", "network": {"network": "mlp", "widths": [16, 16], "activation": "tanh"},
+                        "settings": {"max_epochs": 5}}
+    small = tmp_path / "small_lla.json"
+    small.write_text(json.dumps(doc))
+    r = run_cli("cv", str(small), "--lla", "--refit")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    rows = {l.split()[0]: l.split() for l in lines[2:4]}
     mlpd, rmse, cover, lml, refit_mlpd, refit_rmse, refit_cover = (float(v) for v in rows["LLA"][1:])
     assert rmse > 0 and refit_rmse > 0 and 0.0 <= cover <= 1.0 and 0.0 <= refit_cover <= 1.0
-    assert any(l.startswith("LLA: MLPSpec(widths=(50, 50), activation='tanh')") for l in lines)
+    assert any(l.startswith("LLA: MLPSpec(widths=(16, 16), activation='tanh')") for l in lines)
 
 
 @pytest.mark.parametrize(
