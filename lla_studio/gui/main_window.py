@@ -7,6 +7,7 @@ snapshots, which a ~30 Hz timer drains into the views (only the newest snapshot 
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from lla_studio.gui.relu_lab_panel import ReluLabPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
 from lla_studio.gui.surrogate_editor import SurrogateEditor
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["MainWindow", "TrialsTable", "default_session_path"]
 
@@ -238,7 +241,14 @@ class MainWindow(QMainWindow):
         self._frozen = False  # long-lived objects frozen out of the GC after the first show
         if state is not None:
             self.restoreState(state)
-        self.open_session(session_path or default_session_path())
+        if session_path is not None and self._is_recovery(session_path):
+            opened = self.open_recovered(session_path)
+        else:
+            opened = self.open_session(session_path or default_session_path())
+        if not opened:  # the message is in the status bar; the window starts on the default session
+            self.open_session(default_session_path())
+            if self.errors:
+                self.statusBar().showMessage(self.errors[-1].splitlines()[0])  # until the next message
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
@@ -318,6 +328,8 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" budget "))
         self.budget = QSpinBox()
         self.budget.setRange(1, 100000)
+        self.budget.setToolTip("trials in all (initial design included); saved with the session")
+        self.budget.valueChanged.connect(self._budget_changed)
         tb.addWidget(self.budget)
         tb.addWidget(QLabel(" seed "))
         self.seed = QSpinBox()
@@ -328,14 +340,42 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ documents
     def open_session(self, path: Path) -> bool:
         """Open a session file; a malformed or newer file is refused and the current one kept."""
-        try:
-            session = load_session(path)
-        except LLAStudioError as err:
-            self.show_error(f"cannot open {path}: {err}")
+        if self._is_recovery(path):
+            return self.open_recovered(path)
+        session = self._read(path)
+        if session is None:
             return False
         self.set_session(session, Path(path))
         self._remember(Path(path))
         return True
+
+    def open_recovered(self, path: Path) -> bool:
+        """Open the autosave of a run that did not close cleanly: an unsaved session without a path
+        (Save asks where), never listed in Open Recent, so the autosave file is never overwritten by
+        a Save nor deleted with the user's work in it."""
+        session = self._read(path)
+        if session is None:
+            return False
+        self.set_session(session, None)
+        self.dirty = True
+        self._update_title()
+        self.statusBar().showMessage(f"recovered {len(session.trials)} trials from the autosave; Save to keep them", 10000)
+        return True
+
+    def _read(self, path: Path) -> Session | None:
+        """The session in ``path``, or None with the reason in the status bar (whatever went wrong)."""
+        try:
+            return load_session(path)
+        except LLAStudioError as err:
+            self.show_error(f"cannot open {path}: {err}")
+        except Exception as err:  # noqa: BLE001 - a bug in the reader must not take the window down
+            _log.exception("reading %s failed", path)
+            self.show_error(f"cannot open {path}: {type(err).__name__}: {err}")
+        return None
+
+    def _is_recovery(self, path: Path | str) -> bool:
+        recovery = self.engine.recovery_path
+        return recovery is not None and Path(path).resolve() == Path(recovery).resolve()
 
     def set_session(self, session: Session, path: Path | None = None) -> None:
         self.session = session
@@ -346,7 +386,10 @@ class MainWindow(QMainWindow):
         names = list(session.search_space.names)
         self.slice_view.set_parameters(names)
         self.maps.set_parameters(names)
+        self.budget.blockSignals(True)
+        self.budget.setMinimum(max(1, session.loop.initial_design))
         self.budget.setValue(session.loop.budget)
+        self.budget.blockSignals(False)
         self.surrogate_combo.blockSignals(True)
         self.surrogate_combo.setCurrentText(session.surrogate.type)
         self.surrogate_combo.blockSignals(False)
@@ -457,13 +500,16 @@ class MainWindow(QMainWindow):
         self.set_session(session.with_trials(()), None)
 
     def _remember(self, path: Path) -> None:
+        if self._is_recovery(path):
+            return
         recent = [str(Path(path).resolve())] + [p for p in self._recent() if p != str(Path(path).resolve())]
         self.settings.setValue("recent", recent[:10])
         self._fill_recent()
 
     def _recent(self) -> list[str]:
         value = self.settings.value("recent") or []
-        return [value] if isinstance(value, str) else list(value)
+        paths = [value] if isinstance(value, str) else list(value)
+        return [p for p in paths if not self._is_recovery(p)]
 
     def _fill_recent(self) -> None:
         if not hasattr(self, "recent_menu"):
@@ -557,10 +603,26 @@ class MainWindow(QMainWindow):
             self.dirty = True
             self._update_title()
 
+    def _budget_changed(self, value: int) -> None:
+        """The toolbar's budget is the session's ``loop.budget`` (saved with it; the study is not
+        reloaded: the budget is an argument of Run)."""
+        if self.session is not None and value != self.session.loop.budget:
+            self.dirty = True
+            self._update_title()
+
     def current_session(self) -> Session | None:
-        """The session with the engine's newest trials (and the surrogate being typed, if any)."""
+        """The session with the engine's newest trials, the toolbar's budget (and the surrogate
+        being typed, if any)."""
+        from dataclasses import replace
+
         self.surrogate_editor.flush()
-        return self.engine.session if self.engine.session is not None else self.session
+        session = self.engine.session if self.engine.session is not None else self.session
+        if session is not None and self.budget.value() != session.loop.budget:
+            try:
+                session = replace(session, loop=replace(session.loop, budget=self.budget.value()))
+            except LLAStudioError:  # below the initial design: the spin box's minimum prevents it
+                pass
+        return session
 
     def save(self) -> bool:
         if self.session_path is None or self.session_path.resolve().is_relative_to(RESOURCES.resolve()):
@@ -570,6 +632,9 @@ class MainWindow(QMainWindow):
     def save_to(self, path: Path) -> bool:
         session = self.current_session()
         if session is None:
+            return False
+        if self._is_recovery(path):
+            self.show_error(f"cannot save to {path}: that is the autosave file; choose another name")
             return False
         try:
             save_session(session, path)

@@ -306,3 +306,77 @@ def test_long_lived_objects_are_frozen_out_of_the_collector_while_the_window_liv
     qtbot.waitUntil(lambda: gc.get_freeze_count() > 50_000, timeout=5_000)  # Qt, pyqtgraph, numpy, the window
     window.shutdown()
     assert gc.get_freeze_count() == 0  # a closed window can be collected again
+
+
+def _session_with_trials(n: int = 5):
+    from lla_studio.core.objectives import get_benchmark
+    from lla_studio.core.study import Trial
+
+    session = load_session(default_session_path())
+    bench = get_benchmark("branin")
+    configs = session.search_space.sample(n, seed=4)
+    trials = tuple(Trial(id=i, config=c, value=float(bench(c)), status="completed") for i, c in enumerate(configs))
+    return session.with_trials(trials)
+
+
+def test_a_recovered_session_is_unsaved_and_never_written_into_the_autosave(qtbot, tmp_path):
+    """Reproduced before: kill -9, recover, Save (it wrote into the recovery file), close (it deleted
+    that file): the trials were gone. Now the recovered session has no path, Save asks for one, the
+    autosave file is refused as a target and never listed in Open Recent."""
+    from lla_studio.core.session import save_session
+
+    recovery = tmp_path / "recovery.json"
+    save_session(_session_with_trials(5), recovery)  # what the study process autosaved before the kill
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(recovery, recovery_path=recovery, settings=settings)  # as run_app opens it
+    w.ask_discard = lambda: True
+    qtbot.addWidget(w)
+    assert w.session_path is None and w.dirty
+    assert len(w.current_session().trials) == 5
+    assert str(recovery.resolve()) not in w._recent()
+    assert not w.save_to(recovery) and "autosave file" in w.errors[-1]
+    asked = []
+    w._save_as_dialog = lambda: asked.append(1) or w.save_to(tmp_path / "mine.json")
+    assert w.save() and asked  # no path: Save asks where
+    assert w.close()
+    assert len(load_session(tmp_path / "mine.json").trials) == 5  # the user's file has them
+    assert str((tmp_path / "mine.json").resolve()) in w._recent()
+    assert str(recovery.resolve()) not in w._recent()
+
+
+def test_the_toolbar_budget_is_saved_with_the_session(window, tmp_path):
+    window.budget.setValue(window.session.loop.budget + 7)
+    assert window.dirty
+    assert window.save_to(tmp_path / "b.json")
+    assert load_session(tmp_path / "b.json").loop.budget == window.session.loop.budget + 7
+    # the spin box cannot go below the initial design (the session would refuse it)
+    window.budget.setValue(1)
+    assert window.budget.value() == window.session.loop.initial_design
+
+
+def test_a_reader_failure_of_any_kind_keeps_the_current_session(window, tmp_path, monkeypatch):
+    import lla_studio.gui.main_window as main_window
+
+    before = window.session
+
+    def broken(path):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(main_window, "load_session", broken)
+    assert not window.open_session(tmp_path / "deep.json")
+    assert window.session is before
+    assert window.errors[-1] == f"cannot open {tmp_path / 'deep.json'}: RecursionError: maximum recursion depth exceeded"
+
+
+def test_a_bad_file_at_launch_shows_the_message_and_opens_the_default(qtbot, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "lla-studio-session", "version": 1, "search_space": [' + "[" * 5 + "]")
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(bad, settings=settings)
+    qtbot.addWidget(w)
+    try:
+        assert w.errors and w.errors[0].startswith(f"cannot open {bad}: ")
+        assert w.session is not None and w.session_path == default_session_path()
+        assert w.statusBar().currentMessage() == w.errors[-1].splitlines()[0]
+    finally:
+        w.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -62,7 +63,8 @@ def test_posterior_shapes_and_consistency(fitted):
     # a 2-D input is one joint q-batch; chunking does not change results
     post2 = model.posterior(X[0])
     torch.testing.assert_close(post2.covariance_matrix, post.covariance_matrix[0])
-    model.settings.__class__  # settings are frozen; chunking is a setting
+    with pytest.raises(dataclasses.FrozenInstanceError):  # settings are frozen; chunking is a setting
+        model.settings.chunk_size = 3  # type: ignore[misc]
     small = LinearizedLaplaceModel(model.spec, LLASettings(max_epochs=5, chunk_size=3))
     small.fit(*_data())
     torch.testing.assert_close(small.marginal_variance(X), var)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 
+import laplace  # a declared test dependency (pyproject.toml [test]): imported, never skipped
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lla_studio.core.surrogates.lla import LLASettings, fit_lla
 from lla_studio.core.surrogates.networks import CNNSpec, MLPSpec
-
-laplace = pytest.importorskip("laplace")
 
 RTOL = 1e-6
 
