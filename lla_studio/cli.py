@@ -1,7 +1,11 @@
 """Command line: ``lla-studio`` (the studio window) and ``lla-studio COMMAND ...`` (headless).
 
-Headless commands never import Qt. Errors in user input (a malformed session, a bad option) print one
-line ``lla-studio: error: ...`` to stderr and exit with status 2, without a traceback.
+Headless commands never import Qt. Errors in user input (a malformed session, a bad option, an
+``--out`` that is a file or cannot be written) print one line ``lla-studio: error: ...`` to stderr and
+exit with status 2, without a traceback; so does a file that cannot be read or written mid-command
+(the message names it). Ctrl-C prints one line ``lla-studio: interrupted`` (for ``run``: how many
+completed trials were saved, and where) and exits with status 130. Every input a command can check is
+checked before it creates anything.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from lla_studio.core.errors import LLAStudioError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process ended by Ctrl-C
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -91,7 +96,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from lla_studio.core.runner import run_headless
 
-    return run_headless(args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet)
+    return run_headless(
+        args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet, out_label="--out"
+    )
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
@@ -103,9 +110,16 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _cmd_posterior(args: argparse.Namespace) -> int:
+    from lla_studio.core.posterior.grid import grid_shape
+    from lla_studio.core.posterior.registry import default_spec
     from lla_studio.core.posterior.report import run_posterior_report
+    from lla_studio.core.runner import ensure_out_dir
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    default_spec(args.model)  # an unknown name is refused before the folder is created
+    grid_shape(args.grid)
+    if args.starts < 1:
+        raise LLAStudioError(f"--starts must be >= 1, got {args.starts}")
+    ensure_out_dir(args.out, "--out")
     summary = run_posterior_report(
         args.model, grid=args.grid, starts=args.starts, vi=args.vi, seed=args.seed, out_dir=args.out
     )
@@ -141,6 +155,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `lla-studio sample ... | head`
         return EXIT_OK
+    except KeyboardInterrupt as err:  # Ctrl-C; `run` saved its files first and says so
+        print(f"lla-studio: interrupted{f'; {err}' if str(err) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:  # a file that cannot be read or written (a full disk, a folder made read-only)
+        print(f"lla-studio: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error(err: OSError) -> str:
+    """``REASON: 'PATH'`` of an ``OSError`` (both paths of a failed rename)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [str(f) for f in (err.filename, err.filename2) if f is not None]
+    return f"{reason}: {' -> '.join(repr(p) for p in paths)}" if paths else reason
 
 
 if __name__ == "__main__":

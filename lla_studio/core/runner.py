@@ -5,8 +5,13 @@
 * ``trials.csv`` -- ``trial,status,<parameters...>,value`` (empty cells for inactive parameters and
   missing values);
 * ``summary.json`` -- ``best_value``, ``best_config``, ``n_completed``, ``n_failed``, ``seconds``;
-* ``session.json`` -- the full session with its trials, saved atomically after every trial, so an
-  interrupted run loses nothing and ``lla-studio run DIR/session.json --out DIR`` continues it.
+* ``session.json`` -- the full session with its trials.
+
+All three are written atomically when the run starts, after every finished (completed or failed)
+trial and when it ends, so a run that is killed (even ``kill -9``) leaves files that hold every
+finished trial, and ``lla-studio run DIR/session.json --out DIR`` continues it. A Ctrl-C (or a
+``KeyboardInterrupt`` raised by the objective) saves them with the interrupted trial still proposed
+and raises :class:`RunInterrupted`; the CLI prints its one line and exits with status 130.
 """
 
 from __future__ import annotations
@@ -22,10 +27,34 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from lla_studio.core.errors import SessionError, StudyError
+from lla_studio.core.errors import LLAStudioError, SessionError, StudyError
 from lla_studio.core.session import Session, load_session, save_session, write_text_atomic
 
-__all__ = ["cross_validate_kernels", "format_cell", "run_headless", "trials_csv"]
+__all__ = ["RunInterrupted", "cross_validate_kernels", "ensure_out_dir", "format_cell", "run_headless", "trials_csv"]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A headless run stopped by Ctrl-C after saving its files; the message says what was kept."""
+
+
+def ensure_out_dir(path: Path, label: str = "output folder") -> None:
+    """Create the output folder ``path`` (and its parents) if missing.
+
+    Raises:
+        LLAStudioError: ``"LABEL 'PATH': exists and is not a folder"``, ``"...: cannot create the
+            folder: REASON"`` or ``"...: the folder is not writable"``.
+    """
+    import os
+
+    where = f"{label} {str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise LLAStudioError(f"{where}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LLAStudioError(f"{where}: cannot create the folder: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise LLAStudioError(f"{where}: the folder is not writable")
 
 
 def format_cell(value: Any) -> str:
@@ -94,8 +123,15 @@ def run_headless(
     seed: int | None = None,
     progress: bool = True,
     stream: TextIO | None = None,
+    out_label: str = "output folder",
 ) -> int:
-    """Run a session's study to its budget; see the module docstring for the files written."""
+    """Run a session's study to its budget; see the module docstring for the files written.
+
+    Raises:
+        RunInterrupted: on Ctrl-C, after saving (the message: how many completed trials, and where).
+        LLAStudioError: a session that cannot run, or an output folder that cannot be written (named
+            ``out_label`` in the message).
+    """
     from lla_studio.core.study import (
         AcquisitionOptimized,
         Study,
@@ -118,10 +154,11 @@ def run_headless(
     session = replace(session, loop=loop)
     if session.objective.type == "manual":
         raise StudyError("this session's objective is manual: values come from the user, so it cannot run headless")
-    out_dir.mkdir(parents=True, exist_ok=True)
     study = Study(session, base_dir=Path(session_path).resolve().parent)
-    bar = _Progress(loop.budget, stream, progress)
+    ensure_out_dir(out_dir, out_label)
     start = time.perf_counter()
+    summary = _save_outputs(study, out_dir, start)
+    bar = _Progress(loop.budget, stream, progress)
     bar.update(done=study.n_evaluated(), best=study.best_value(), status="initial design", line="start")
     finished: StudyFinished | None = None
     try:
@@ -135,30 +172,25 @@ def run_headless(
             elif isinstance(event, TrialProposed):
                 bar.update(status=f"evaluating trial {event.trial.id}")
             elif isinstance(event, (TrialCompleted, TrialFailed)):
-                save_session(study.session, out_dir / "session.json")
+                summary = _save_outputs(study, out_dir, start)
                 t = event.trial
                 what = f"trial {t.id} = {t.value:.6g}" if t.status == "completed" else f"trial {t.id} failed: {t.message}"
                 bar.update(done=study.n_evaluated(), best=study.best_value(), line=what)
             elif isinstance(event, StudyFinished):
                 finished = event
-    finally:
+    except KeyboardInterrupt:
         bar.close()
-        final = study.session
-        save_session(final, out_dir / "session.json")
-        write_text_atomic(out_dir / "trials.csv", trials_csv(final))
-        best = study.best()
-        summary = {
-            "best_value": None if best is None else best.value,
-            "best_config": None if best is None else dict(best.config),
-            "n_completed": len(study.completed()),
-            "n_failed": sum(1 for t in final.trials if t.status == "failed"),
-            "seconds": time.perf_counter() - start,
-            "budget": loop.budget,
-            "seed": loop.seed,
-        }
-        if study.objective.benchmark is not None and best is not None:
-            summary["regret"] = study.objective.benchmark.regret(float(best.value))  # type: ignore[arg-type]
-        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        _save_outputs(study, out_dir, start)
+        n = len(study.completed())
+        raise RunInterrupted(
+            f"{n} completed trial{'' if n == 1 else 's'} saved in {out_dir / 'session.json'}"
+        ) from None
+    except BaseException:
+        bar.close()
+        _save_outputs(study, out_dir, start)  # what finished is kept, whatever stopped the run
+        raise
+    bar.close()
+    summary = _save_outputs(study, out_dir, start)
     if progress and finished is not None:
         stream.write(
             f"done ({finished.reason}): {summary['n_completed']} completed, {summary['n_failed']} failed, "
@@ -167,18 +199,38 @@ def run_headless(
     return 0
 
 
+def _save_outputs(study: Any, out_dir: Path, start: float) -> dict[str, Any]:
+    """Write ``session.json``, ``trials.csv`` and ``summary.json`` (each atomically); returns the summary."""
+    final = study.session
+    loop = final.loop
+    save_session(final, out_dir / "session.json")
+    write_text_atomic(out_dir / "trials.csv", trials_csv(final))
+    best = study.best()
+    summary: dict[str, Any] = {
+        "best_value": None if best is None else best.value,
+        "best_config": None if best is None else dict(best.config),
+        "n_completed": len(study.completed()),
+        "n_failed": sum(1 for t in final.trials if t.status == "failed"),
+        "seconds": time.perf_counter() - start,
+        "budget": loop.budget,
+        "seed": loop.seed,
+    }
+    if study.objective.benchmark is not None and best is not None:
+        summary["regret"] = study.objective.benchmark.regret(float(best.value))  # type: ignore[arg-type]
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def cross_validate_kernels(
     session_path: Path, kernel_texts: Sequence[str], refit: bool = False, lla: bool = False
 ) -> str:
     """LOO-CV table of the session's kernel, each kernel given in text form and, when the session's
     surrogate is an LLA or ``lla`` is set, the LLA (the session's network, else the default one)."""
-    import torch
-
-    from lla_studio.core.diagnostics import loo_closed_form, loo_refit
     from lla_studio.core.errors import KernelGraphError
     from lla_studio.core.kernels import default_kernel, format_kernel, parse_kernel
-    from lla_studio.core.surrogates.gp import fit_gp
 
+    # the inputs are checked before torch and gpytorch are imported (gpytorch's import warns on
+    # stderr), so a refused --kernel is one line
     session = load_session(session_path)
     names = session.feature_map.feature_names
     graphs = [("session", session.kernel if session.kernel is not None else default_kernel(names))]
@@ -188,11 +240,19 @@ def cross_validate_kernels(
             g.validate(names)
         except KernelGraphError as err:
             raise KernelGraphError(f"--kernel #{i + 1}: {err}") from None
+        except RecursionError:  # a safety net: the parser refuses deep nesting itself
+            raise KernelGraphError(f"--kernel #{i + 1}: the kernel is nested too deeply") from None
         graphs.append((f"--kernel #{i + 1}", g))
+    n_completed = sum(1 for t in session.trials if t.status == "completed")
+    if n_completed < 3:
+        raise StudyError(f"cross-validation needs at least 3 completed trials, the session has {n_completed}")
+    import torch
+
+    from lla_studio.core.diagnostics import loo_closed_form, loo_refit
+    from lla_studio.core.surrogates.gp import fit_gp
+
     study = _offline_study(session)
     U, Y = study.training_data()
-    if U.shape[0] < 3:
-        raise StudyError(f"cross-validation needs at least 3 completed trials, the session has {U.shape[0]}")
     rows = []
     for label, graph in graphs:
         torch.manual_seed(session.loop.seed)
@@ -248,7 +308,7 @@ def _cv_lla(session: Session, U: Any, Y: Any, refit: bool) -> tuple[list[str], s
     row = ["LLA", f"{res.mlpd:.4f}", f"{res.rmse:.4g}", f"{res.coverage95:.2f}", f"{evidence:.3f}"]
     if refit:
         def fit_fold(u: Any, y: Any) -> Any:
-            study._lla_previous = None  # from scratch: warm weights would have seen the held-out point
+            # from scratch (no previous network): warm weights would have seen the held-out point
             return fit_lla_for_study(study, u, y, None)["model"]
 
         r2 = loo_refit(fit_fold, U, Y)

@@ -32,6 +32,7 @@ from typing import Any, Union
 import numpy as np
 
 from lla_studio.core.errors import SearchSpaceError
+from lla_studio.core.schema import brief
 
 JSONScalar = Union[str, int, float, bool]
 
@@ -52,8 +53,22 @@ BOUNDARY_TOL = 0.01
 """A value within this fraction of its (log-)range of an end of the box is on the boundary."""
 
 
+MAX_INTEGER = 2**53
+"""Bound on the magnitude of integer parameters: every integer up to it is exact in float64, the
+precision of the unit-cube encoding, so each one can be proposed and encoded without rounding."""
+
+
 def _is_real_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> float | None:
+    """``float(value)`` when it is a finite float64 (an int beyond float range is not), else None."""
+    try:
+        x = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _is_integer_value(value: Any) -> bool:
@@ -61,17 +76,18 @@ def _is_integer_value(value: Any) -> bool:
         return False
     if isinstance(value, numbers.Integral):
         return True
-    return isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer()
+    if not isinstance(value, numbers.Real):
+        return False
+    x = _finite(value)
+    return x is not None and x.is_integer()
 
 
-def _scalar_key(value: Any) -> tuple[str, Any]:
-    """A hashable key that keeps ``True`` and ``1`` (and ``1`` and ``1.0``) apart."""
+def _choice_key(value: Any) -> tuple[str, Any]:
+    """A hashable key under which two choices are the same exactly when :func:`_same_scalar` says so."""
     if isinstance(value, bool):
         return ("bool", value)
-    if isinstance(value, numbers.Integral):
-        return ("int", int(value))
-    if isinstance(value, numbers.Real):
-        return ("float", float(value))
+    if _is_real_number(value):
+        return ("number", value)  # 1 == 1.0 and hash(1) == hash(1.0): exact, no float rounding
     return (type(value).__name__, value)
 
 
@@ -79,7 +95,7 @@ def _same_scalar(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if _is_real_number(a) and _is_real_number(b):
-        return float(a) == float(b)
+        return bool(a == b)  # exact (2**53 + 1 is not 2.0**53) and never overflows
     return type(a) is type(b) and a == b
 
 
@@ -170,13 +186,18 @@ class RealParameter(_ParameterBase):
         n = self.name
         for attr in ("low", "high"):
             v = getattr(self, attr)
-            if not _is_real_number(v) or not math.isfinite(float(v)):
-                raise SearchSpaceError(f"parameter {n!r}: {attr} must be a finite number, got {v!r}")
+            if not _is_real_number(v) or _finite(v) is None:
+                raise SearchSpaceError(f"parameter {n!r}: {attr} must be a finite number, got {brief(v)}")
             object.__setattr__(self, attr, float(v))
         if not isinstance(self.log, bool):
             raise SearchSpaceError(f"parameter {n!r}: log must be true or false, got {self.log!r}")
         if self.low >= self.high:
             raise SearchSpaceError(f"parameter {n!r}: needs low < high, got low={self.low:g}, high={self.high:g}")
+        if not math.isfinite(self.high - self.low):
+            raise SearchSpaceError(
+                f"parameter {n!r}: high - low must be a finite number (the encoding divides by it), "
+                f"got low={self.low:g}, high={self.high:g}"
+            )
         if self.log and self.low <= 0:
             raise SearchSpaceError(f"parameter {n!r}: log scale needs low > 0, got low={self.low:g}")
         if self.default is None:
@@ -190,8 +211,8 @@ class RealParameter(_ParameterBase):
         self._check_conditions()
 
     def _check_in_range(self, what: str, v: Any) -> None:
-        if not _is_real_number(v) or not math.isfinite(float(v)):
-            raise SearchSpaceError(f"parameter {self.name!r}: {what} must be a finite number, got {v!r}")
+        if not _is_real_number(v) or _finite(v) is None:
+            raise SearchSpaceError(f"parameter {self.name!r}: {what} must be a finite number, got {brief(v)}")
         if not self.low <= float(v) <= self.high:
             raise SearchSpaceError(
                 f"parameter {self.name!r}: {what} {float(v):g} is outside [{self.low:g}, {self.high:g}]"
@@ -205,9 +226,9 @@ class RealParameter(_ParameterBase):
     def check_value(self, v: Any) -> float:
         """Validate one value; return it as a float."""
         if not _is_real_number(v):
-            raise SearchSpaceError(f"parameter {self.name!r}: expected a number, got {type(v).__name__} {v!r}")
-        if not math.isfinite(float(v)):
-            raise SearchSpaceError(f"parameter {self.name!r}: value must be finite, got {v!r}")
+            raise SearchSpaceError(f"parameter {self.name!r}: expected a number, got {type(v).__name__} {brief(v)}")
+        if _finite(v) is None:
+            raise SearchSpaceError(f"parameter {self.name!r}: value must be finite, got {brief(v)}")
         if not self.low <= float(v) <= self.high:
             raise SearchSpaceError(
                 f"parameter {self.name!r}: value {float(v):g} is outside [{self.low:g}, {self.high:g}]"
@@ -260,7 +281,12 @@ class IntegerParameter(_ParameterBase):
         for attr in ("low", "high"):
             v = getattr(self, attr)
             if not _is_integer_value(v):
-                raise SearchSpaceError(f"parameter {n!r}: {attr} must be an integer, got {v!r}")
+                raise SearchSpaceError(f"parameter {n!r}: {attr} must be an integer, got {brief(v)}")
+            if abs(int(v)) > MAX_INTEGER:
+                raise SearchSpaceError(
+                    f"parameter {n!r}: {attr} must lie within +-2**53 (integers beyond it are not exact in "
+                    f"float64), got {brief(int(v))}"
+                )
             object.__setattr__(self, attr, int(v))
         if not isinstance(self.log, bool):
             raise SearchSpaceError(f"parameter {n!r}: log must be true or false, got {self.log!r}")
@@ -278,9 +304,11 @@ class IntegerParameter(_ParameterBase):
 
     def _checked(self, what: str, v: Any) -> int:
         if not _is_integer_value(v):
-            raise SearchSpaceError(f"parameter {self.name!r}: {what} must be an integer, got {v!r}")
+            raise SearchSpaceError(f"parameter {self.name!r}: {what} must be an integer, got {brief(v)}")
         if not self.low <= int(v) <= self.high:
-            raise SearchSpaceError(f"parameter {self.name!r}: {what} {int(v)} is outside [{self.low}, {self.high}]")
+            raise SearchSpaceError(
+                f"parameter {self.name!r}: {what} {brief(int(v))} is outside [{self.low}, {self.high}]"
+            )
         return int(v)
 
     @property
@@ -289,11 +317,13 @@ class IntegerParameter(_ParameterBase):
 
     def check_value(self, v: Any) -> int:
         if isinstance(v, bool) or not _is_real_number(v):
-            raise SearchSpaceError(f"parameter {self.name!r}: expected an integer, got {type(v).__name__} {v!r}")
+            raise SearchSpaceError(f"parameter {self.name!r}: expected an integer, got {type(v).__name__} {brief(v)}")
         if not _is_integer_value(v):
-            raise SearchSpaceError(f"parameter {self.name!r}: expected an integer, got {v!r}")
+            raise SearchSpaceError(f"parameter {self.name!r}: expected an integer, got {brief(v)}")
         if not self.low <= int(v) <= self.high:
-            raise SearchSpaceError(f"parameter {self.name!r}: value {int(v)} is outside [{self.low}, {self.high}]")
+            raise SearchSpaceError(
+                f"parameter {self.name!r}: value {brief(int(v))} is outside [{self.low}, {self.high}]"
+            )
         return int(v)
 
     def to_unit(self, v: float) -> float:
@@ -327,7 +357,10 @@ class ChoiceParameter(_ParameterBase):
 
     Args:
         name: Unique name.
-        choices: The allowed values, at least one, no duplicates (``True`` and ``1`` differ).
+        choices: The allowed values, at least one, no duplicates. Numbers compare by value, so ``1``
+            and ``1.0`` are the same choice (refused as a duplicate: a configuration could not say
+            which one it means); JSON's ``true`` is not the number ``1`` and the string ``"1"`` is
+            neither, so ``[true, 1, "1"]`` are three choices.
         default: Default value (``None``: the first choice).
         conditions: The parameter is active only when all of these hold.
         inactive_value: The value the parameter stands for while inactive (``None``: the default).
@@ -349,13 +382,13 @@ class ChoiceParameter(_ParameterBase):
             raise SearchSpaceError(f"parameter {n!r}: choices must not be empty")
         seen: set[tuple[str, Any]] = set()
         for c in choices:
-            if not isinstance(c, (str, bool, int, float)) or (isinstance(c, float) and not math.isfinite(c)):
+            if not isinstance(c, (str, bool, int, float)) or (_is_real_number(c) and _finite(c) is None):
                 raise SearchSpaceError(
-                    f"parameter {n!r}: choice {c!r} is not a JSON scalar (string, number or boolean)"
+                    f"parameter {n!r}: choice {brief(c)} is not a JSON scalar (a string, finite number or boolean)"
                 )
-            key = _scalar_key(c)
+            key = _choice_key(c)
             if key in seen:
-                raise SearchSpaceError(f"parameter {n!r}: duplicate choice {c!r}")
+                raise SearchSpaceError(f"parameter {n!r}: duplicate choice {brief(c)}")
             seen.add(key)
         object.__setattr__(self, "choices", choices)
         if self.default is None:
@@ -404,6 +437,13 @@ class ChoiceParameter(_ParameterBase):
 Parameter = Union[RealParameter, IntegerParameter, ChoiceParameter]
 
 
+def _describe_cycle(names: list[str]) -> str:
+    """``a -> b -> a``; a long cycle shows its ends and how many parameters it holds."""
+    if len(names) <= 8:
+        return " -> ".join([*names, names[0]])
+    return " -> ".join([*names[:3], "...", *names[-2:], names[0]]) + f" ({len(names)} parameters)"
+
+
 class SearchSpace:
     """An ordered, validated set of parameters with conditions between them.
 
@@ -448,25 +488,35 @@ class SearchSpace:
         self._order = self._topological_order()
 
     def _topological_order(self) -> tuple[str, ...]:
-        """Names ordered so that parents come before children; raises on cycles."""
-        state: dict[str, int] = {}
+        """Names ordered so that parents come before children; raises on cycles.
+
+        A depth-first search with an explicit stack, so a chain of thousands of conditions needs no
+        recursion; the order is the one the recursive search gives (parents in condition order).
+        """
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
         order: list[str] = []
-
-        def visit(name: str, stack: list[str]) -> None:
-            s = state.get(name, 0)
-            if s == 2:
-                return
-            if s == 1:
-                cycle = stack[stack.index(name):] + [name]
-                raise SearchSpaceError("cycle of conditions: " + " -> ".join(cycle))
-            state[name] = 1
-            for c in self._by_name[name].conditions:
-                visit(c.parent, stack + [name])
-            state[name] = 2
-            order.append(name)
-
         for p in self._params:
-            visit(p.name, [])
+            if state.get(p.name):
+                continue
+            state[p.name] = 1
+            path = [p.name]
+            todo = [iter(p.conditions)]  # per name on the path: its conditions not yet followed
+            while todo:
+                c = next(todo[-1], None)
+                if c is None:
+                    done = path.pop()
+                    todo.pop()
+                    state[done] = 2
+                    order.append(done)
+                    continue
+                s = state.get(c.parent, 0)
+                if s == 2:
+                    continue
+                if s == 1:
+                    raise SearchSpaceError("cycle of conditions: " + _describe_cycle(path[path.index(c.parent):]))
+                state[c.parent] = 1
+                path.append(c.parent)
+                todo.append(iter(self._by_name[c.parent].conditions))
         return tuple(order)
 
     # ------------------------------------------------------------------ accessors

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from lla_studio.core.errors import SessionError
-from lla_studio.core.schema import check_keys, expect_object, get
+from lla_studio.core.schema import brief, check_keys, expect_object, get, plain_json
 
 __all__ = [
     "ACQUISITIONS",
@@ -26,6 +26,11 @@ __all__ = [
 ]
 
 
+MAX_COUNT = 10**7
+"""Largest budget, design size, batch size or optimizer count a session may ask for: far beyond
+any study that finishes, so a larger number is a typo (and would fail only at run time)."""
+
+
 def _freeze(obj: Any) -> Any:
     """Deep-freeze plain JSON (dict -> read-only mapping, list -> tuple)."""
     if isinstance(obj, Mapping):
@@ -33,6 +38,18 @@ def _freeze(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return tuple(_freeze(v) for v in obj)
     return obj
+
+
+def _frozen_options(options: Any, path: str, level: int) -> Mapping[str, Any]:
+    """Free-form options checked as JSON (:func:`~lla_studio.core.schema.plain_json`: depth, finite
+    numbers, text, JSON types) and deep-frozen, so a spec always holds a value a session can save.
+
+    Args:
+        options: The options mapping.
+        path: Its JSON path in a session (``"surrogate"``: its keys sit beside ``type``).
+        level: Its nesting level in a session document (the document is level 1).
+    """
+    return _freeze(plain_json(dict(expect_object(options, path)), path, level))
 
 
 def thaw(obj: Any) -> Any:
@@ -63,17 +80,27 @@ class SurrogateSpec:
     def __post_init__(self) -> None:
         if self.type not in SURROGATES:
             raise SessionError(f"unknown surrogate {self.type!r} (use {', '.join(SURROGATES)})", "surrogate.type")
-        object.__setattr__(self, "options", _freeze(dict(self.options)))
+        object.__setattr__(self, "options", _frozen_options(self.options, "surrogate", 2))
+        if self.type == "gp" and self.options:  # the reader refuses them too: a spec it could not read back
+            raise SessionError(
+                f"a GP surrogate takes no options (its kernel is the session's 'kernel'), got {sorted(self.options)}",
+                "surrogate",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, **thaw(self.options)}
 
 
 def surrogate_from_dict(d: Any, path: str = "surrogate") -> SurrogateSpec:
+    """Read the surrogate section. A GP takes no options (its kernel is the session's ``kernel``), so
+    any other field is a typo such as ``"kernal"``; an LLA's options are checked by
+    :func:`~lla_studio.core.surrogates.lla_fit.lla_options` when the session is read."""
     obj = expect_object(d, path)
     kind = get(obj, "type", "str", path, "gp")
     if kind not in SURROGATES:
         raise SessionError(f"unknown surrogate {kind!r} (use {', '.join(SURROGATES)})", f"{path}.type")
+    if kind == "gp":
+        check_keys(obj, {"type"}, path)
     return SurrogateSpec(kind, {k: v for k, v in obj.items() if k != "type"})
 
 
@@ -109,7 +136,9 @@ class AcquisitionSpec:
             raise SessionError(f"beta must be >= 0, got {self.beta}", "acquisition.beta")
         for name in ("num_restarts", "raw_samples", "thompson_candidates", "max_choice_combinations"):
             if getattr(self, name) < 1:
-                raise SessionError(f"must be >= 1, got {getattr(self, name)}", f"acquisition.{name}")
+                raise SessionError(f"must be >= 1, got {brief(getattr(self, name))}", f"acquisition.{name}")
+            if getattr(self, name) > MAX_COUNT:
+                raise SessionError(f"must be at most {MAX_COUNT}, got {brief(getattr(self, name))}", f"acquisition.{name}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,15 +203,21 @@ class ObjectiveSpec:
             raise SessionError("a python objective needs a target like 'package.module:function'", "objective.target")
         if self.timeout_s is not None and not self.timeout_s > 0:
             raise SessionError(f"must be > 0, got {self.timeout_s}", "objective.timeout_s")
-        object.__setattr__(self, "options", _freeze(dict(self.options)))
-        if self.type == "benchmark" and self.name == "digits":  # options checked on load, not at run
-            from lla_studio.core.errors import ObjectiveError
-            from lla_studio.core.objectives.digits import digits_options
+        object.__setattr__(self, "options", _frozen_options(self.options, "objective.options", 3))
+        # options are checked when a session is read, not when a run first evaluates
+        from lla_studio.core.objectives.benchmarks import (
+            BenchmarkOptionError,
+            check_benchmark_options,
+            check_noise_std,
+        )
 
-            try:
-                digits_options(self.options)
-            except ObjectiveError as err:
-                raise SessionError(str(err), "objective.options") from None
+        try:
+            if self.type == "benchmark":
+                check_benchmark_options(self.name, self.options)
+            else:  # free-form options, but the noise every objective adds must be a number
+                check_noise_std(self.options.get("noise_std"))
+        except BenchmarkOptionError as err:
+            raise SessionError(err.reason, f"objective.{err.field}") from None
 
     @property
     def sign(self) -> float:
@@ -241,18 +276,18 @@ class LoopSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.budget < 1:
-            raise SessionError(f"must be >= 1, got {self.budget}", "loop.budget")
-        if self.initial_design < 1:
-            raise SessionError(f"must be >= 1, got {self.initial_design}", "loop.initial_design")
-        if self.batch_size < 1:
-            raise SessionError(f"must be >= 1, got {self.batch_size}", "loop.batch_size")
+        for name in ("budget", "initial_design", "batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise SessionError(f"must be >= 1, got {brief(value)}", f"loop.{name}")
+            if value > MAX_COUNT:
+                raise SessionError(f"must be at most {MAX_COUNT}, got {brief(value)}", f"loop.{name}")
         if self.budget < self.initial_design:
             raise SessionError(
                 f"budget {self.budget} is smaller than the initial design {self.initial_design}", "loop.budget"
             )
-        if self.seed < 0:
-            raise SessionError(f"must be >= 0, got {self.seed}", "loop.seed")
+        if not 0 <= self.seed < 2**63:
+            raise SessionError(f"must be >= 0 and < 2**63 (a seed torch takes), got {brief(self.seed)}", "loop.seed")
 
     def to_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "initial_design": self.initial_design, "batch_size": self.batch_size, "seed": self.seed}

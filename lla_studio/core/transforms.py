@@ -248,8 +248,8 @@ class GroupRatioStep:
             # log f_i - mean_j log f_j = (1 - 1/k) log f_i - (1/k) sum_{j != i} log f_j
             lo = (1 - 1 / k) * logs[i][0] - sum(logs[j][1] for j in range(k) if j != i) / k
             hi = (1 - 1 / k) * logs[i][1] - sum(logs[j][0] for j in range(k) if j != i) / k
-            if not self.log_ratios:
-                lo, hi = math.exp(lo), math.exp(hi)
+            if not self.log_ratios:  # exp of a ratio beyond 709 is no float64: inf, refused by compile_chain
+                lo, hi = (math.exp(x) if x < 709.0 else math.inf for x in (lo, hi))
             produced.append(_Feature(f"{f.name}_ratio", lo, hi))
         for p in produced:
             _check_feature_name(p.name, where)
@@ -734,10 +734,31 @@ def transform_chain_from_dict(d: Any, path: str = "transforms") -> TransformChai
 
 
 def compile_chain(space: SearchSpace, chain: TransformChain, path: str = "transforms") -> FeatureMap:
-    """Compile with errors re-raised as :class:`SessionError` pointing at the step's JSON path."""
+    """Compile with errors re-raised as :class:`SessionError` pointing at the step's JSON path.
+
+    Also refuses a chain whose derived feature bounds are not finite (``affine`` by 1e308, a product
+    of huge ranges): models normalize every feature by its bounds, so such a chain could not be fitted.
+    """
     try:
-        return chain.compile(space)
+        fmap = chain.compile(space)
     except TransformError as err:
         m = re.match(r"transform step (\d+)", str(err))
         raise SessionError(str(err), f"{path}[{m.group(1)}]" if m else path) from None
+    bounds = fmap.feature_bounds()
+    if not np.isfinite(bounds).all():
+        # the first step whose output has a non-finite bound (only on this error path: n small compiles)
+        at, names = path, fmap.feature_names
+        for i in range(len(chain.steps)):
+            part = TransformChain(chain.steps[: i + 1]).compile(space)
+            if not np.isfinite(part.feature_bounds()).all():
+                at, names = f"{path}[{i}]", part.feature_names
+                bounds = part.feature_bounds()
+                break
+        j = int(np.flatnonzero(~np.isfinite(bounds).all(axis=0))[0])
+        raise SessionError(
+            f"feature {names[j]!r} gets the bounds [{bounds[0, j]:g}, {bounds[1, j]:g}]; feature bounds must be "
+            "finite (models normalize by them)",
+            at,
+        )
+    return fmap
 

@@ -1,7 +1,10 @@
 """Trials as CSV: the ``trial,status,<parameters...>,value`` table of ``lla-studio run``, read back.
 
 Reading is strict: every problem names its row and column, so a user importing measurements from a
-spreadsheet learns exactly which cell to fix.
+spreadsheet learns exactly which cell to fix. A leading UTF-8 byte order mark (Excel's "CSV UTF-8")
+is ignored. Cells are limited to the :mod:`csv` module's default 131 072 characters (no number or
+choice is that long; the limit is process-wide, so it is not raised): a longer one is an error naming
+its row.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from lla_studio.core.errors import SearchSpaceError, StudyError
@@ -51,8 +55,27 @@ def _same_number(text: str, c: Any) -> bool:
         return False
 
 
-def parse_trials_csv(text: str, space: SearchSpace) -> list[tuple[dict[str, Any], float | None]]:
-    """Read ``(configuration, value)`` pairs from CSV text.
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """``(row, cells)`` of each CSV record (row 1 = the header); a :class:`csv.Error` names its row."""
+    reader = csv.reader(io.StringIO(text))
+    row = 0
+    while True:
+        row += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            reason = str(err)
+            if "field larger than field limit" in reason:
+                reason = f"a cell is longer than {csv.field_size_limit()} characters"
+            raise StudyError(f"trials CSV row {row}: {reason}") from None
+        yield row, cells
+
+
+def parse_trials_csv(text: str | bytes, space: SearchSpace) -> list[tuple[dict[str, Any], float | None]]:
+    """Read ``(configuration, value)`` pairs from CSV text (``bytes`` are decoded as UTF-8, with or
+    without a byte order mark).
 
     Columns are matched by header name; ``trial`` and ``status`` are optional, every parameter column
     is required, ``value`` is optional (empty = no measurement yet). Rows whose status is ``failed``
@@ -61,9 +84,15 @@ def parse_trials_csv(text: str, space: SearchSpace) -> list[tuple[dict[str, Any]
     Raises:
         StudyError: naming the row (1-based, header = row 1) and column of the first bad cell.
     """
-    reader = csv.reader(io.StringIO(text))
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise StudyError(f"trials CSV: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})") from None
+    text = text.removeprefix("\ufeff")  # a BOM read as text (open(..., encoding="utf-8") keeps it)
+    records = _records(text)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(records)[1]]
     except StopIteration:
         raise StudyError("trials CSV is empty") from None
     missing = [n for n in space.names if n not in header]
@@ -74,7 +103,7 @@ def parse_trials_csv(text: str, space: SearchSpace) -> list[tuple[dict[str, Any]
         raise StudyError(f"trials CSV: unknown column(s) {unknown}")
     col = {h: i for i, h in enumerate(header)}
     out: list[tuple[dict[str, Any], float | None]] = []
-    for r, row in enumerate(reader, start=2):
+    for r, row in records:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):

@@ -83,10 +83,112 @@ def test_objective_failures_are_objective_errors(tmp_path):
         "def text(c):\n    return 'fast'\n"
         "def slow(c):\n    time.sleep(30)\n    return 1.0\n"
     )
-    for name, match in [("raises", r"objective raised ValueError: the lab is closed \(bad.py:3\)"), ("nan", r"returned nan"), ("text", r"returned str 'fast'")]:
+    for name, match in [("raises", r"objective raised ValueError: the lab is closed \(bad.py:3\)"), ("nan", r"returned nan"), ("text", r"returned a str, expected a number: 'fast'")]:
         obj = make_objective(ObjectiveSpec(type="python", target=f"bad.py:{name}"), base_dir=tmp_path)
         with pytest.raises(ObjectiveError, match=match):
             obj({"x": 0.0})
     obj = make_objective(ObjectiveSpec(type="python", target="bad.py:slow", timeout_s=1.0), base_dir=tmp_path)
     with pytest.raises(ObjectiveError, match=r"timed out after 1 s"):
         obj({"x": 0.0})
+
+
+RESULTS = """
+import os, signal, sys
+
+import numpy as np
+
+def huge(c):
+    return 10 ** 400
+
+def none(c):
+    pass
+
+def text(c):
+    return "1.5"
+
+def flag(c):
+    return True
+
+def np_flag(c):
+    return np.bool_(False)
+
+def texts(c):
+    return np.array(["1.5"])
+
+def pair(c):
+    return [1.0, 2.0]
+
+def np_float(c):
+    return np.float32(2.5)
+
+def one_element(c):
+    return np.array([[3]])
+
+def exits(c):
+    sys.exit(3)
+
+def exits_plain(c):
+    sys.exit()
+
+def interrupted(c):
+    raise KeyboardInterrupt
+
+def dies(c):
+    os._exit(1)
+
+def killed(c):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _objective(tmp_path, name, timeout_s=None):
+    (tmp_path / "results.py").write_text(RESULTS)
+    return make_objective(ObjectiveSpec(type="python", target=f"results.py:{name}", timeout_s=timeout_s), base_dir=tmp_path)
+
+
+REFUSED = [
+    ("huge", r"^objective returned an int too large for a float \(401 digits\)$"),
+    ("none", r"^objective returned None, expected a number \(a missing return\?\)$"),
+    ("text", r"^objective returned a str, expected a number: '1\.5'$"),
+    # a bool is refused: a comparison returned by mistake, not a measurement (True would count as 1.0)
+    ("flag", r"^objective returned a bool, expected a number: True$"),
+    ("np_flag", r"^objective returned a bool, expected a number: False$"),
+    ("texts", r"^objective returned an array of str, expected a number$"),
+    ("pair", r"^objective returned 2 values; expected one number$"),
+    ("exits", r"^objective called sys\.exit\(3\)$"),
+    ("exits_plain", r"^objective called sys\.exit\(\)$"),
+]
+
+
+@pytest.mark.parametrize("name, match", REFUSED)
+def test_objective_results_that_are_not_one_number_fail_with_a_message(tmp_path, name, match):
+    obj = _objective(tmp_path, name)
+    with pytest.raises(ObjectiveError, match=match):
+        obj({"x": 0.0})
+
+
+def test_numeric_results_are_accepted(tmp_path):
+    assert _objective(tmp_path, "np_float")({"x": 0.0}) == 2.5
+    assert _objective(tmp_path, "one_element")({"x": 0.0}) == 3.0
+
+
+def test_keyboard_interrupt_in_the_objective_is_the_user_interrupting(tmp_path):
+    # documented choice: it stops the run (the CLI saves and exits 130), it is not a failed trial
+    with pytest.raises(KeyboardInterrupt):
+        _objective(tmp_path, "interrupted")({"x": 0.0})
+
+
+def test_objective_in_a_child_process_reports_like_in_process(tmp_path):
+    """With a timeout the objective runs in a child process: the same messages, and a child that
+    dies is reported as such at once instead of after the timeout (300 s here: a hang guard)."""
+    for name, match in [
+        ("exits", r"^objective called sys\.exit\(3\)$"),
+        ("none", r"^objective returned None, expected a number"),
+        ("dies", r"^objective process exited with code 1$"),
+        ("killed", r"^objective process was killed by signal SIGKILL$"),
+    ]:
+        obj = _objective(tmp_path, name, timeout_s=300)
+        with pytest.raises(ObjectiveError, match=match):
+            obj({"x": 0.0})
+    with pytest.raises(KeyboardInterrupt):
+        _objective(tmp_path, "interrupted", timeout_s=300)({"x": 0.0})

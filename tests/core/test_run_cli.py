@@ -100,6 +100,8 @@ def test_cv_compares_kernels(tmp_path):
         (["run", str(SESSIONS / "cnn_hyperparameters.json"), "--out", "OUT"], "objective is manual"),
         (["cv", str(SESSIONS / "branin.json")], "needs at least 3 completed trials"),
         (["cv", str(ROOT / "tests" / "data" / "sessions" / "v1.json"), "--kernel", "rbf(x9)"], r"--kernel #1: .*unknown feature 'x9'"),
+        (["cv", str(ROOT / "tests" / "data" / "sessions" / "v1.json"), "--kernel", "(" * 3000 + "rbf(x1)" + ")" * 3000],
+         r"^lla-studio: error: --kernel #1: "),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path, args, match):
@@ -109,6 +111,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, args, match):
     r = run_cli(*args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # one line, no warnings of imports
     assert re.search(match, r.stderr), r.stderr
 
 

@@ -44,3 +44,21 @@ def test_bad_csv_names_the_cell(text, match):
     space = load_session(SESSIONS / "branin.json").search_space
     with pytest.raises(StudyError, match=match):
         parse_trials_csv(text, space)
+
+
+def test_a_huge_cell_is_an_error_naming_the_row():
+    space = load_session(SESSIONS / "branin.json").search_space
+    text = "x1,x2,value\n1,2,3\n1,2," + "9" * 200_000 + "\n"
+    with pytest.raises(StudyError, match=r"^trials CSV row 3: a cell is longer than 131072 characters$"):
+        parse_trials_csv(text, space)
+
+
+def test_excel_utf8_bom_is_accepted():
+    space = load_session(SESSIONS / "branin.json").search_space
+    text = "trial,x1,x2,value\n0,1,2,3\n"
+    expected = [({"x1": 1.0, "x2": 2.0}, 3.0)]
+    # the GUI reads files as utf-8 text: the BOM arrives as U+FEFF; bytes are decoded as utf-8-sig
+    assert parse_trials_csv("\ufeff" + text, space) == expected
+    assert parse_trials_csv(b"\xef\xbb\xbf" + text.encode(), space) == expected
+    with pytest.raises(StudyError, match=r"^trials CSV: not UTF-8 text \(byte 0xff at offset 0\)$"):
+        parse_trials_csv(b"\xff" + text.encode(), space)

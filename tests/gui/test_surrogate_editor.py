@@ -133,14 +133,21 @@ def test_switching_gp_to_lla_yields_the_default_network(editor, qtbot):
     assert editor.emitted == [spec] and editor.validity == []
 
 
-def test_lla_to_gp_and_back_keeps_the_edits_and_gp_options(editor):
-    editor.set_spec(SurrogateSpec("gp", {"note": "kept"}), n_features=2)
+def test_lla_to_gp_and_back_keeps_the_edits(editor):
+    editor.set_spec(SurrogateSpec("gp"), n_features=2)
     editor.type_combo.setCurrentText("LLA")
     _type(editor.widths, "8")
     editor.type_combo.setCurrentText("GP")
-    assert editor.emitted[-1] == SurrogateSpec("gp", {"note": "kept"})
+    assert editor.emitted[-1] == SurrogateSpec("gp")  # a GP takes no options (the reader refuses any)
     editor.type_combo.setCurrentText("LLA")
     assert thaw(editor.emitted[-1].options)["network"]["widths"] == [8]
+
+
+def test_a_gp_spec_with_options_is_refused_like_the_reader_refuses_it():
+    from lla_studio.core.errors import SessionError
+
+    with pytest.raises(SessionError, match=r"surrogate: a GP surrogate takes no options .*\['kernal'\]"):
+        SurrogateSpec("gp", {"kernal": "rbf"})
 
 
 # ---------------------------------------------------------------------- network edits

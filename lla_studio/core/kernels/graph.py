@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from lla_studio.core.errors import KernelGraphError
-from lla_studio.core.kernels.nodes import KernelNode, LeafNode, ProductNode, ScaleNode, SumNode, node_from_dict
+from lla_studio.core.kernels.nodes import (
+    MAX_DEPTH,
+    KernelNode,
+    LeafNode,
+    ProductNode,
+    ScaleNode,
+    SumNode,
+    node_from_dict,
+)
 
 __all__ = ["KernelGraph", "NodeRef"]
 
@@ -49,6 +57,21 @@ def _walk(node: KernelNode, path: str, parent: str | None = None, index: int = 0
     else:
         for i, kid in enumerate(node.child_nodes()):
             yield from _walk(kid, f"{path}.children[{i}]", node.id, i, depth + 1)
+
+
+def _check_depth(root: KernelNode, path: str) -> None:
+    """Refuse a tree deeper than :data:`~lla_studio.core.kernels.nodes.MAX_DEPTH`, without recursion
+    (a node built in Python may hold a chain of any length)."""
+    stack = [(root, path, 1)]
+    while stack:
+        node, here, level = stack.pop()
+        if level > MAX_DEPTH:
+            nid = node.id if isinstance(node.id, str) else None
+            raise KernelGraphError(f"{here}: kernel graph nested more than {MAX_DEPTH} levels deep", node_id=nid)
+        if isinstance(node, ScaleNode):
+            stack.append((node.child, f"{here}.child", level + 1))
+        else:
+            stack.extend((kid, f"{here}.children[{i}]", level + 1) for i, kid in enumerate(node.child_nodes()))
 
 
 def _assign_ids(root: KernelNode, path: str) -> KernelNode:
@@ -100,14 +123,16 @@ class KernelGraph:
         root: The root node. Nodes with ``id=None`` get deterministic ids (see module docstring).
 
     Raises:
-        KernelGraphError: Two nodes share an id (``node_id`` is that id), or ``root`` is no node.
+        KernelGraphError: Two nodes share an id (``node_id`` is that id), ``root`` is no node, or the
+            tree is deeper than :data:`~lla_studio.core.kernels.nodes.MAX_DEPTH` levels.
     """
 
     root: KernelNode
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, KernelNode):
-            raise KernelGraphError(f"kernel: the root must be a kernel node, got {self.root!r}")
+            raise KernelGraphError(f"kernel: the root must be a kernel node, got {type(self.root).__name__}")
+        _check_depth(self.root, "kernel")
         object.__setattr__(self, "root", _assign_ids(self.root, "kernel"))
 
     # -- queries -----------------------------------------------------------------------------

@@ -47,8 +47,10 @@ from typing import Any, ClassVar
 
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels.priors import Gamma, LogNormal, PriorSpec, prior_from_dict, prior_to_dict
+from lla_studio.core.schema import brief
 
 __all__ = [
+    "MAX_DEPTH",
     "NU_VALUES",
     "KernelNode",
     "LEAF_TYPES",
@@ -67,6 +69,11 @@ __all__ = [
 
 NU_VALUES: tuple[float, ...] = (0.5, 1.5, 2.5)
 """Smoothness values a Matérn leaf accepts."""
+
+MAX_DEPTH = 32
+"""Deepest kernel graph (the root is level 1). Hand-written kernels stay below 10 levels; the limit
+keeps every recursive walk (ids, text form, compile, JSON) far from Python's recursion limit and fits
+a graph inside a session document's nesting limit."""
 
 # JSON path of the node being built by ``node_from_dict``; ``None`` for plain Python construction.
 _PATH: ContextVar[str | None] = ContextVar("lla_studio_kernel_path", default=None)
@@ -121,19 +128,23 @@ class KernelNode:
         nid = self.id
         if nid is not None and (not isinstance(nid, str) or not nid):
             object.__setattr__(self, "id", None)
-            self._fail("id", f"must be a non-empty string, got {nid!r}")
+            self._fail("id", f"must be a non-empty string, got {brief(nid)}")
         self._check()
         for p in self.PARAMS:
             prior = getattr(self, f"{p}_prior")
             if prior is not None and not isinstance(prior, (Gamma, LogNormal)):
-                self._fail(f"{p}_prior", f"must be a Gamma or LogNormal prior spec, got {prior!r}")
+                self._fail(f"{p}_prior", f"must be a Gamma or LogNormal prior spec, got {brief(prior)}")
             value = getattr(self, p)
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                    self._fail(p, f"must be a number, got {value!r}")
-                if not (math.isfinite(value) and value > 0):
-                    self._fail(p, f"(fixed value) must be a finite number > 0, got {value!r}")
-                object.__setattr__(self, p, float(value))
+                    self._fail(p, f"must be a number, got {brief(value)}")
+                try:
+                    x = float(value)
+                except OverflowError:  # an int beyond float64
+                    x = math.inf
+                if not (math.isfinite(x) and x > 0):
+                    self._fail(p, f"(fixed value) must be a finite number > 0, got {brief(value)}")
+                object.__setattr__(self, p, x)
 
     def _check(self) -> None:
         """Kind-specific checks and normalisations."""
@@ -166,7 +177,7 @@ class LeafNode(KernelNode):
     def _check(self) -> None:
         feats = self.features
         if isinstance(feats, (str, bytes)) or not isinstance(feats, (Sequence, frozenset, set)):
-            self._fail("features", f"must be a list of feature names, got {feats!r}")
+            self._fail("features", f"must be a list of feature names, got {brief(feats)}")
         feats = tuple(feats)
         object.__setattr__(self, "features", feats)
         if not feats:
@@ -174,12 +185,12 @@ class LeafNode(KernelNode):
         seen: set[str] = set()
         for i, f in enumerate(feats):
             if not isinstance(f, str) or not f:
-                self._fail(f"features[{i}]", f"must be a non-empty string, got {f!r}")
+                self._fail(f"features[{i}]", f"must be a non-empty string, got {brief(f)}")
             if f in seen:
-                self._fail("features", f"names feature {f!r} twice")
+                self._fail("features", f"names feature {brief(f)} twice")
             seen.add(f)
         if not isinstance(self.ard, bool):
-            self._fail("ard", f"must be true or false, got {self.ard!r}")
+            self._fail("ard", f"must be true or false, got {brief(self.ard)}")
 
     def _body_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "ard": self.ard}
@@ -217,8 +228,8 @@ class MaternNode(LeafNode):
 
     def _check(self) -> None:
         nu = self.nu
-        if isinstance(nu, bool) or not isinstance(nu, numbers.Real) or float(nu) not in NU_VALUES:
-            self._fail("nu", f"must be one of 0.5, 1.5, 2.5, got {nu!r}")
+        if isinstance(nu, bool) or not isinstance(nu, numbers.Real) or nu not in NU_VALUES:
+            self._fail("nu", f"must be one of 0.5, 1.5, 2.5, got {brief(nu)}")
         object.__setattr__(self, "nu", float(nu))
         super()._check()
 
@@ -288,14 +299,14 @@ class _NaryNode(KernelNode):
     def _check(self) -> None:
         kids = self.children
         if isinstance(kids, KernelNode) or not isinstance(kids, Sequence):
-            self._fail("children", f"must be a list of kernel nodes, got {kids!r}")
+            self._fail("children", f"must be a list of kernel nodes, got {brief(kids)}")
         kids = tuple(kids)
         object.__setattr__(self, "children", kids)
         if not kids:
             self._fail("children", f"must hold at least one kernel (an empty {self.KIND})")
         for i, kid in enumerate(kids):
             if not isinstance(kid, KernelNode):
-                self._fail(f"children[{i}]", f"must be a kernel node, got {kid!r}")
+                self._fail(f"children[{i}]", f"must be a kernel node, got {brief(kid)}")
 
     def _body_dict(self) -> dict[str, Any]:
         return {"children": [c.to_dict() for c in self.children]}
@@ -348,7 +359,7 @@ class ScaleNode(KernelNode):
 
     def _check(self) -> None:
         if not isinstance(self.child, KernelNode):
-            self._fail("child", f"must be a kernel node, got {self.child!r}")
+            self._fail("child", f"must be a kernel node, got {brief(self.child)}")
 
     def _body_dict(self) -> dict[str, Any]:
         return {"child": self.child.to_dict()}
@@ -378,17 +389,23 @@ def node_from_dict(d: Any, path: str = "kernel") -> KernelNode:
         The node; ids missing from the dict stay ``None`` (a :class:`KernelGraph` assigns them).
 
     Raises:
-        KernelGraphError: Unknown tag or key, wrong types, invalid values. ``node_id`` is set when
-            the offending node has an id.
+        KernelGraphError: Unknown tag or key, wrong types, invalid values, a subtree deeper than
+            :data:`MAX_DEPTH`. ``node_id`` is set when the offending node has an id.
     """
+    return _node_from_dict(d, path, 1)
+
+
+def _node_from_dict(d: Any, path: str, level: int) -> KernelNode:
+    if level > MAX_DEPTH:
+        raise KernelGraphError(f"{path}: kernel graph nested more than {MAX_DEPTH} levels deep")
     if not isinstance(d, Mapping):
-        raise KernelGraphError(f"{path}: expected a kernel object, got {d!r}")
+        raise KernelGraphError(f"{path}: expected a kernel object, got {brief(d)}")
     tag = d.get("kernel")
     cls = NODE_TYPES.get(tag) if isinstance(tag, str) else None
     if cls is None:
         if "kernel" not in d:
             raise KernelGraphError(f"{path}.kernel: missing type tag")
-        raise KernelGraphError(f"{path}.kernel: unknown kernel {tag!r}; expected one of {', '.join(NODE_TYPES)}")
+        raise KernelGraphError(f"{path}.kernel: unknown kernel {brief(tag)}; expected one of {', '.join(NODE_TYPES)}")
     nid = d.get("id")
     nid = nid if isinstance(nid, str) and nid else None
     allowed = _field_names(cls)
@@ -401,19 +418,19 @@ def node_from_dict(d: Any, path: str = "kernel") -> KernelNode:
     if issubclass(cls, _NaryNode):
         kids = d.get("children")
         if not isinstance(kids, (list, tuple)):
-            what = "missing required field" if kids is None else f"must be a list, got {kids!r}"
+            what = "missing required field" if kids is None else f"must be a list, got {brief(kids)}"
             raise KernelGraphError(f"{path}.children: {what}", node_id=nid)
-        kwargs["children"] = tuple(node_from_dict(c, f"{path}.children[{i}]") for i, c in enumerate(kids))
+        kwargs["children"] = tuple(_node_from_dict(c, f"{path}.children[{i}]", level + 1) for i, c in enumerate(kids))
     elif cls is ScaleNode:
         if "child" not in d:
             raise KernelGraphError(f"{path}.child: missing required field", node_id=nid)
-        kwargs["child"] = node_from_dict(d["child"], f"{path}.child")
+        kwargs["child"] = _node_from_dict(d["child"], f"{path}.child", level + 1)
     else:
         if "features" not in d:
             raise KernelGraphError(f"{path}.features: missing required field", node_id=nid)
         feats = d["features"]
         if not isinstance(feats, (list, tuple)):
-            raise KernelGraphError(f"{path}.features: must be a list of feature names, got {feats!r}", node_id=nid)
+            raise KernelGraphError(f"{path}.features: must be a list of feature names, got {brief(feats)}", node_id=nid)
         kwargs["features"] = tuple(feats)
         if "ard" in d:
             kwargs["ard"] = d["ard"]

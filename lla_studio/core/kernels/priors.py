@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 from lla_studio.core.errors import KernelGraphError
+from lla_studio.core.schema import brief
 
 __all__ = ["Gamma", "LogNormal", "PriorSpec", "prior_from_dict", "prior_to_dict"]
 
@@ -29,11 +30,14 @@ def _msg(path: str | None, label: str, field: str, reason: str) -> str:
 def _real(value: Any, field: str, label: str, path: str | None, positive: bool) -> float:
     """Check that ``value`` is a finite real (and > 0 if ``positive``); return it as float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise KernelGraphError(_msg(path, label, field, f"must be a number, got {value!r}"))
-    x = float(value)
+        raise KernelGraphError(_msg(path, label, field, f"must be a number, got {brief(value)}"))
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float64
+        x = math.inf
     if not math.isfinite(x) or (positive and x <= 0.0):
         need = "a finite number > 0" if positive else "a finite number"
-        raise KernelGraphError(_msg(path, label, field, f"must be {need}, got {value!r}"))
+        raise KernelGraphError(_msg(path, label, field, f"must be {need}, got {brief(value)}"))
     return x
 
 

@@ -41,6 +41,9 @@ Printing is canonical and exact, so ``parse_kernel(format_kernel(g)) == g`` for 
 
 Errors are :class:`~lla_studio.core.errors.KernelGraphError` whose message starts with the
 position: ``col 17: expected ')', got '+'`` (``line 2, col 5: ...`` for multi-line text).
+
+Parentheses and calls may nest :data:`MAX_NESTING` deep (the parser recurses once per level); the
+graph itself may be :data:`~lla_studio.core.kernels.nodes.MAX_DEPTH` nodes deep.
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ from lla_studio.core.kernels.nodes import (
 )
 from lla_studio.core.kernels.priors import PRIOR_TYPES
 
-__all__ = ["format_kernel", "parse_kernel"]
+__all__ = ["MAX_NESTING", "format_kernel", "parse_kernel"]
+
+MAX_NESTING = 64
+"""Deepest nesting of ``(`` (parentheses and calls) the parser follows."""
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -158,6 +164,7 @@ class _Parser:
         self.text = text
         self.pos = 0
         self.id_pos: dict[str, int] = {}
+        self.nesting = 0  # open "(" being parsed
 
     # low level
     def where(self, pos: int) -> str:
@@ -243,11 +250,19 @@ class _Parser:
             factors.append(self.factor())
         return factors[0] if len(factors) == 1 else self.build(ProductNode, {"children": tuple(factors)}, start)
 
+    def open(self, start: int) -> None:
+        """Enter one more level of ``(``; refuse text nested deeper than :data:`MAX_NESTING`."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"kernel nested more than {MAX_NESTING} levels deep", start)
+
     def factor(self) -> KernelNode:
         start = self.skip()
         if self.accept("("):
+            self.open(start)
             node = self.expr()
             self.expect(")")
+            self.nesting -= 1
             return node
         if self.pos >= len(self.text) or not _IDENT.match(self.text, self.pos):
             raise self.error(f"expected a kernel or '(', got {self.found()}")
@@ -255,6 +270,7 @@ class _Parser:
         if head not in _CALLS:
             raise self.error(f"unknown kernel {head!r}; expected one of {', '.join(_CALLS)}", start)
         self.expect("(", f"'(' after {head!r}")
+        self.open(start)
         kwargs: dict[str, Any]
         if head in _LEAF_NAMES:
             cls, kwargs = _LEAF_NAMES[head]
@@ -274,6 +290,7 @@ class _Parser:
         if self.accept(";"):
             self.attrs(cls, head, kwargs)
         self.expect(")", "',', ';' or ')'" if head in _LEAF_NAMES else "';' or ')'")
+        self.nesting -= 1
         return self.build(cls, kwargs, start)
 
     def attrs(self, cls: type[KernelNode], head: str, kwargs: dict[str, Any]) -> None:

@@ -2,8 +2,20 @@
 
 :func:`make_objective` turns a session's :class:`~lla_studio.core.specs.ObjectiveSpec` into an
 :class:`Objective`. Evaluating one either returns a finite float or raises
-:class:`~lla_studio.core.errors.ObjectiveError` with the reason (the function raised, timed out, or
-returned NaN/inf); the study marks that trial failed and goes on.
+:class:`~lla_studio.core.errors.ObjectiveError` with the reason; the study marks that trial failed
+and goes on. A failure is any of: the function raised an ``Exception``; it called ``sys.exit``; it
+timed out; its child process (objectives with a ``timeout_s`` run in one) died; or it returned
+something other than one finite number. Refused results: ``None``, NaN/inf, an int too large for a
+float, a ``str`` (``"1.5"`` is not parsed: a string is a bug in the objective, not a measurement), a
+``bool`` (a comparison returned by mistake; ``True`` would silently count as 1.0) and arrays of more
+than one value or of a non-numeric dtype. Accepted: Python and numpy ints and floats, and one-element
+arrays or tensors of them.
+
+``KeyboardInterrupt`` is *not* a failed trial: it propagates, as a Ctrl-C does (in-process, a Ctrl-C
+arrives as a ``KeyboardInterrupt`` inside the objective, where a run spends its time; the two cannot
+be told apart, and a Ctrl-C must stop the run). ``lla-studio run`` then saves the session with that
+trial still proposed, so continuing the run evaluates it again. A child process ignores SIGINT from
+the terminal; the parent stops it.
 """
 
 from __future__ import annotations
@@ -13,7 +25,8 @@ import importlib.util
 import math
 import multiprocessing as mp
 import numbers
-import sys
+import signal
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -74,28 +87,93 @@ def load_callable(target: str, base_dir: str | Path | None = None) -> Callable[[
 
 
 def _as_value(result: Any) -> float:
-    if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        try:
-            import numpy as np
+    """The objective's result as a finite float, else :class:`ObjectiveError` saying what it was."""
+    import numpy as np
 
-            arr = np.asarray(result, dtype=float)
+    if result is None:
+        raise ObjectiveError("objective returned None, expected a number (a missing return?)")
+    if isinstance(result, (bool, np.bool_)):
+        raise ObjectiveError(f"objective returned a bool, expected a number: {bool(result)}")
+    if isinstance(result, (str, bytes)):
+        raise ObjectiveError(f"objective returned a {type(result).__name__}, expected a number: {_short(result)}")
+    if isinstance(result, numbers.Real):
+        try:
+            value = float(result)
+        except OverflowError:
+            digits = len(str(abs(int(result)))) if isinstance(result, numbers.Integral) else None
+            what = f"an int too large for a float ({digits} digits)" if digits else f"a {type(result).__name__} too large for a float"
+            raise ObjectiveError(f"objective returned {what}") from None
+    else:
+        detach = getattr(result, "detach", None)  # a torch tensor (that may require grad)
+        if callable(detach):
+            try:
+                result = detach().cpu()
+            except Exception:
+                pass
+        try:
+            arr = np.asarray(result)
+        except Exception:  # an object numpy cannot read: its own float() may still work
+            arr = None
+        if arr is None or arr.dtype == object:
+            if arr is not None and arr.size == 1 and arr.ndim > 0:
+                return _as_value(arr.reshape(-1)[0])
+            try:
+                value = float(result)  # e.g. a Decimal
+            except Exception:
+                raise ObjectiveError(f"objective returned a {type(result).__name__}, expected a number") from None
+        else:
             if arr.size != 1:
                 raise ObjectiveError(f"objective returned {arr.size} values; expected one number")
-            result = float(arr.reshape(()))
-        except (TypeError, ValueError):
-            raise ObjectiveError(f"objective returned {type(result).__name__} {result!r}; expected a number") from None
-    value = float(result)
+            kind = {"b": "bool", "U": "str", "S": "bytes", "c": "complex number", "M": "datetime", "m": "timedelta"}
+            if arr.dtype.kind not in "iuf":
+                name = kind.get(arr.dtype.kind, str(arr.dtype))
+                what = f"an array of {name}" if arr.ndim else f"a {type(result).__name__}"
+                raise ObjectiveError(f"objective returned {what}, expected a number")
+            value = float(arr.reshape(()))
     if not math.isfinite(value):
         raise ObjectiveError(f"objective returned {value}; expected a finite number")
     return value
 
 
-def _child(target: str, base_dir: str | None, config: dict[str, Any], queue: Any) -> None:  # pragma: no cover - subprocess
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _exit_message(err: SystemExit) -> str:
+    return f"objective called sys.exit({'' if err.code is None else repr(err.code)})"
+
+
+def _raised_message(err: BaseException) -> str:
+    """``objective raised TYPE: MESSAGE (file.py:LINE)``, the line being the innermost frame."""
+    tb = traceback.extract_tb(err.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"objective raised {type(err).__name__}: {err}{where}"
+
+
+def _child(target: str, base_dir: str | None, config: dict[str, Any], conn: Any) -> None:  # pragma: no cover - subprocess
+    """Body of the objective's child process: one ``(kind, payload)`` message back to the parent.
+
+    Kinds: ``ok`` (the value as a float, checked here by :func:`_as_value` like an in-process result,
+    so no user type is ever unpickled by the parent), ``error`` (the message of an
+    :class:`ObjectiveError`), ``interrupted`` (the objective raised KeyboardInterrupt).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops this process
     try:
         fn = load_callable(target, base_dir)
-        queue.put(("ok", fn(dict(config))))
-    except BaseException as err:  # report everything to the parent
-        queue.put(("error", f"{type(err).__name__}: {err}"))
+        message: tuple[str, Any] = ("ok", _as_value(fn(dict(config))))
+    except ObjectiveError as err:
+        message = ("error", str(err))
+    except SystemExit as err:
+        message = ("error", _exit_message(err))
+    except KeyboardInterrupt:
+        message = ("interrupted", None)
+    except BaseException as err:
+        message = ("error", _raised_message(err))
+    try:
+        conn.send(message)
+    finally:
+        conn.close()
 
 
 POOL_BENCHMARKS = ("digits",)
@@ -153,10 +231,10 @@ class Objective:
             result = self._fn(dict(config))
         except ObjectiveError:
             raise
+        except SystemExit as err:  # the user's sys.exit ends this trial, not the run
+            raise ObjectiveError(_exit_message(err)) from None
         except Exception as err:
-            tb = traceback.extract_tb(sys.exc_info()[2])
-            where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-            raise ObjectiveError(f"objective raised {type(err).__name__}: {err}{where}") from None
+            raise ObjectiveError(_raised_message(err)) from None
         value = _as_value(result)
         noise = float(self.spec.options.get("noise_std", 0.0) or 0.0)
         if noise > 0:
@@ -169,27 +247,78 @@ class Objective:
             key = json.dumps(dict(config), sort_keys=True, default=str).encode()
             seed = int(hashlib.sha256(key).hexdigest()[:8], 16)
             value += noise * float(np.random.default_rng(seed).standard_normal())
+            if not math.isfinite(value):
+                raise ObjectiveError(f"objective returned {value} after adding noise; expected a finite number")
         return value
 
     def _call_with_timeout(self, config: dict[str, Any], timeout: float) -> float:
-        """Run the user's function in a separate process that is killed after ``timeout`` seconds."""
+        """Run the user's function in a child process that is killed after ``timeout`` seconds.
+
+        The parent waits on the result pipe *and* the process sentinel, so a child that dies
+        (``os._exit``, a crash, the OOM killer) is reported at once with its exit code or signal.
+        """
+        from multiprocessing.connection import wait
+
         ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(self.spec.target, self.base_dir, config, queue), daemon=True)
-        proc.start()
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(self.spec.target, self.base_dir, config, sender), daemon=True)
+        _start_ignoring_sigint(proc)
+        sender.close()  # the child holds the only sending end: EOF once it is gone
         try:
-            status, payload = queue.get(timeout=timeout)
-        except Exception:
-            proc.terminate()
-            proc.join(5)
-            raise ObjectiveError(f"objective timed out after {timeout:g} s") from None
+            ready = wait([receiver, proc.sentinel], timeout=timeout)
+            if not ready:
+                raise ObjectiveError(f"objective timed out after {timeout:g} s")
+            try:
+                kind, payload = receiver.recv() if receiver in ready or receiver.poll() else (None, None)
+            except (EOFError, OSError):  # the child died before it sent anything
+                kind, payload = None, None
+            if kind is None:
+                proc.join(5)
+                raise ObjectiveError(_death_message(proc.exitcode))
         finally:
-            proc.join(5)
+            receiver.close()
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
             if proc.is_alive():
                 proc.kill()
-        if status == "error":
-            raise ObjectiveError(f"objective raised {payload}")
-        return _as_value(payload)
+            proc.join(5)
+        if kind == "interrupted":
+            raise KeyboardInterrupt
+        if kind == "error":
+            raise ObjectiveError(str(payload))
+        return float(payload)
+
+
+def _start_ignoring_sigint(proc: Any) -> None:
+    """Start ``proc`` with SIGINT ignored from its first instruction (a disposition of SIG_IGN
+    survives exec), so a Ctrl-C while the child imports does not print the child's traceback.
+
+    The parent ignores SIGINT only for the few milliseconds of ``start`` (a Ctrl-C in that window is
+    lost; press again). Off the main thread signal handlers cannot change: the child then ignores
+    SIGINT from its first line of our code on.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        proc.start()  # None: a handler installed outside Python, which signal.signal could not restore
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _death_message(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"objective process was killed by signal {name}"
+    if code == 0:
+        return "objective process exited with code 0 without sending a result"
+    return f"objective process exited with code {code}"
 
 
 def make_objective(spec: ObjectiveSpec, base_dir: str | Path | None = None) -> Objective:

@@ -9,6 +9,7 @@ against :mod:`botorch.test_functions`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,9 +17,21 @@ from typing import Any, Callable
 import numpy as np
 
 from lla_studio.core.errors import ObjectiveError
+from lla_studio.core.schema import brief
 from lla_studio.core.space import RealParameter, SearchSpace
 
-__all__ = ["BENCHMARKS", "Benchmark", "get_benchmark"]
+__all__ = [
+    "BENCHMARKS",
+    "BENCHMARK_OPTIONS",
+    "MAX_BENCHMARK_DIM",
+    "OWN_OPTIONS",
+    "Benchmark",
+    "BenchmarkOptionError",
+    "benchmark_names",
+    "check_benchmark_options",
+    "check_noise_std",
+    "get_benchmark",
+]
 
 
 def forrester(x: np.ndarray) -> np.ndarray:
@@ -152,5 +165,106 @@ BENCHMARKS: dict[str, Callable[[], Benchmark]] = {
 }
 
 
+def _digits_options(options: Mapping[str, Any]) -> Any:
+    from lla_studio.core.objectives.digits import digits_options  # sklearn-backed: imported on use
+
+    return digits_options(options)
+
+
+OWN_OPTIONS: dict[str, Callable[[Mapping[str, Any]], Any]] = {"digits": _digits_options}
+"""Benchmarks outside :data:`BENCHMARKS` (searches with their own options, such as the pool-based
+``digits``), each with the function that checks its options and raises
+:class:`~lla_studio.core.errors.ObjectiveError`. A new such benchmark is registered here, so that
+sessions naming it are read."""
+
+BENCHMARK_OPTIONS: dict[str, str] = {
+    "dim": "the dimension: any integer >= 1 for ackley, else the benchmark's own (or leave it out)",
+    "noise_std": "standard deviation of Gaussian noise added to each value (a number >= 0; null or 0: none)",
+}
+"""The options a closed-form benchmark takes: what :class:`~lla_studio.core.objectives.Objective`
+reads (``dim`` goes to :func:`get_benchmark`, ``noise_std`` to the noise it adds)."""
+
+MAX_BENCHMARK_DIM = 10_000
+"""Largest ``dim`` of ackley (a search space of that many parameters is already beyond a GP)."""
+
+
+class BenchmarkOptionError(ObjectiveError):
+    """A benchmark name or option a session cannot run; ``field`` is its path below the objective
+    (``"name"``, ``"options"``, ``"options.dim"``), ``reason`` the message without it."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(f"objective.{field}: {reason}")
+        self.reason = reason
+        self.field = field
+
+
 def benchmark_names() -> Sequence[str]:
-    return sorted(BENCHMARKS)
+    """Every name an objective of type ``benchmark`` may use, sorted."""
+    return sorted((*BENCHMARKS, *OWN_OPTIONS))
+
+
+def check_noise_std(value: Any, field: str = "options.noise_std") -> None:
+    """``noise_std`` must be null or a finite number >= 0 (an int beyond float64 is not finite).
+
+    Raises:
+        BenchmarkOptionError: naming ``field``.
+    """
+    if value is None:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        try:
+            ok = math.isfinite(float(value)) and value >= 0
+        except OverflowError:
+            ok = False
+    if not ok:
+        raise BenchmarkOptionError(f"noise_std must be null or a finite number >= 0, got {brief(value)}", field)
+
+
+def check_benchmark_options(name: Any, options: Mapping[str, Any]) -> None:
+    """Check, when a session is read, that a benchmark objective can run: its name is known and its
+    options are the ones it takes (:data:`BENCHMARK_OPTIONS`, or its own: :data:`OWN_OPTIONS`), well typed.
+
+    Args:
+        name: The objective's ``name``.
+        options: The objective's ``options``.
+
+    Raises:
+        BenchmarkOptionError: naming the field (``name``, ``options``, ``options.dim``, ...).
+    """
+    if not isinstance(name, str) or name not in benchmark_names():
+        raise BenchmarkOptionError(
+            f"unknown benchmark {name!r} (known: {', '.join(benchmark_names())})", "name"
+        )
+    if name in OWN_OPTIONS:
+        try:
+            OWN_OPTIONS[name](options)
+        except ObjectiveError as err:
+            raise BenchmarkOptionError(str(err), "options") from None
+        return
+    for key in options:
+        if key not in BENCHMARK_OPTIONS:
+            raise BenchmarkOptionError(
+                f"unknown option {key!r} of benchmark {name!r} (allowed: {', '.join(BENCHMARK_OPTIONS)})", "options"
+            )
+    check_noise_std(options.get("noise_std"))
+    dim = options.get("dim")
+    if dim is None:
+        return
+    # JSON has one number type: 5.0 is 5, 5.5 is not an integer
+    integral = isinstance(dim, numbers.Integral) or (isinstance(dim, float) and dim.is_integer())
+    if isinstance(dim, bool) or not integral:
+        raise BenchmarkOptionError(f"dim must be an integer, got {brief(dim)}", "options.dim")
+    d = int(dim)
+    if name == "ackley":
+        if d < 1:
+            raise BenchmarkOptionError(f"dim must be >= 1, got {brief(d)}", "options.dim")
+        if d > MAX_BENCHMARK_DIM:
+            raise BenchmarkOptionError(f"dim must be at most {MAX_BENCHMARK_DIM}, got {brief(d)}", "options.dim")
+        return
+    own = BENCHMARKS[name]().dim
+    if d != own:
+        raise BenchmarkOptionError(
+            f"{name} is {own}-dimensional; dim must be {own} or left out, got {brief(d)}", "options.dim"
+        )
+

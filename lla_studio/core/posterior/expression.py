@@ -133,11 +133,29 @@ def _const(value: float) -> Compiled:
     return lambda a, b: t
 
 
+def _number(expr: str, node: ast.Constant) -> float:
+    """The float64 of a number literal; one beyond float64 (``1e400`` reads as inf, a 400-digit
+    integer does not convert) is refused, naming it."""
+    value = node.value
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        if isinstance(value, int):
+            shown = f"an integer of {len(str(value))} digits"  # at most 2000 digits: str() takes it
+        else:
+            text = ast.get_source_segment(expr.strip(), node) or repr(value)
+            shown = "the number " + (text if len(text) <= 40 else text[:37] + "...")
+        raise _err(expr, node, f"{shown} is out of range (a number must fit a float64, at most about 1.8e308)")
+    return x
+
+
 def _compile(expr: str, node: ast.AST) -> Compiled:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise _err(expr, node, f"constant {node.value!r} is not allowed (only real numbers)")
-        return _const(float(node.value))
+        return _const(_number(expr, node))
     if isinstance(node, ast.Name):
         if node.id == "a":
             return lambda a, b: a
@@ -222,8 +240,9 @@ class ExpressionSpec(ModelSpec):
     """A user-typed unnormalised log density over ``(a, b)`` on a finite box.
 
     The box is the support: the density is zero outside it. Points where the expression is NaN
-    count as zero density. The expression is parsed (and rejected) here; `build` additionally
-    rejects an expression that is NaN or ``-inf`` on the whole box, or ``+inf`` somewhere on it.
+    count as zero density. The expression is parsed (and rejected) here, numbers beyond float64
+    included; `build` additionally rejects an expression that is NaN or ``-inf`` on the whole box, or
+    ``+inf`` at a point of its check grid (an even grid plus 0, the integers and the midpoint).
 
     Attributes:
         expression: numpy-style expression, e.g. ``"-(a**2 + b**2)/2"``.
@@ -247,6 +266,19 @@ class ExpressionSpec(ModelSpec):
         return ExpressionModel(self)
 
 
+def _check_axis(low: float, high: float, n: int) -> Tensor:
+    """Where the check evaluates an expression along one axis: ``n`` evenly spaced points, the
+    midpoint, and the points where singularities sit in expressions people write -- 0 and the
+    integers inside ``[low, high]`` (when there are at most ``4 n`` of them). An even grid rarely hits
+    them exactly: ``linspace(-4, 4, 41)`` puts 4.4e-16 where 0 is, and ``-log(a**2 + b**2)`` is
+    finite there."""
+    values = {float(v) for v in torch.linspace(low, high, n, dtype=DTYPE)} | {low, high, (low + high) / 2}
+    first, last = math.ceil(low), math.floor(high)
+    if last - first < 4 * n:
+        values.update(float(k) for k in range(first, last + 1))
+    return torch.tensor(sorted(values), dtype=DTYPE)
+
+
 class ExpressionModel(PosteriorModel):
     """Log density given by a user expression; see `ExpressionSpec`."""
 
@@ -260,8 +292,8 @@ class ExpressionModel(PosteriorModel):
 
     def _check(self, spec: ExpressionSpec, box: Box) -> None:
         n = self.CHECK_POINTS
-        a = torch.linspace(box.low[0], box.high[0], n, dtype=DTYPE)
-        b = torch.linspace(box.low[1], box.high[1], n, dtype=DTYPE)
+        a = _check_axis(box.low[0], box.high[0], n)
+        b = _check_axis(box.low[1], box.high[1], n)
         pts = torch.stack(torch.meshgrid(a, b, indexing="xy"), -1)
         with torch.no_grad():
             raw = self._raw(pts)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -14,6 +12,7 @@ from lla_studio.core.errors import PosteriorError
 from lla_studio.core.posterior.analysis import PosteriorAnalysis, analyze, finite_or_none
 from lla_studio.core.posterior.gaussian import covariance_ellipse
 from lla_studio.core.posterior.registry import default_spec
+from lla_studio.core.session import write_text_atomic
 
 __all__ = ["run_posterior_report", "summary_dict", "plot_overlay"]
 
@@ -105,18 +104,6 @@ def plot_overlay(analysis: PosteriorAnalysis, path: pathlib.Path) -> None:
     fig.savefig(str(path), format="png")
 
 
-def _atomic_write_text(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run_posterior_report(
     model: str,
     grid: int = 201,
@@ -157,6 +144,6 @@ def run_posterior_report(
     analysis = analyze(spec, grid_n=grid, starts=starts, vi=vi, seed=seed)
     summary = summary_dict(analysis)
     text = json.dumps(summary, indent=2, allow_nan=False)
-    _atomic_write_text(out_dir / "summary.json", text + "\n")
+    write_text_atomic(out_dir / "summary.json", text + "\n")  # the umask and an existing mode kept
     plot_overlay(analysis, out_dir / "overlay.png")
     return summary

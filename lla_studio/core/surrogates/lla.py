@@ -35,6 +35,7 @@ from linear_operator.operators import DenseLinearOperator
 from torch import Tensor, nn
 
 from lla_studio.core.errors import LLAStudioError, SurrogateFitError
+from lla_studio.core.schema import brief
 from lla_studio.core.surrogates.jacobians import JacobianFeatures, network_features
 from lla_studio.core.surrogates.map_training import (
     OPTIMIZERS,
@@ -73,15 +74,19 @@ class LLASettingsError(LLAStudioError, ValueError):
 
 def _positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise LLASettingsError(f"{name}: must be a number > 0, got {value!r}")
-    if not math.isfinite(value):
-        raise LLASettingsError(f"{name}: must be finite, got {value!r}")
-    return float(value)
+        raise LLASettingsError(f"{name}: must be a number > 0, got {brief(value)}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float64
+        x = math.inf
+    if not math.isfinite(x):
+        raise LLASettingsError(f"{name}: must be finite, got {brief(value)}")
+    return x
 
 
 def _count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LLASettingsError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+        raise LLASettingsError(f"{name}: must be an integer >= {minimum}, got {brief(value)}")
     return value
 
 
@@ -139,14 +144,14 @@ class LLASettings:
     def __post_init__(self) -> None:
         if self.subset_of_weights not in SUBSETS:
             raise LLASettingsError(
-                f"subset_of_weights: expected one of {SUBSETS}, got {self.subset_of_weights!r}"
+                f"subset_of_weights: expected one of {SUBSETS}, got {brief(self.subset_of_weights)}"
             )
         if self.optimizer not in OPTIMIZERS:
             raise LLASettingsError(
-                f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}"
+                f"optimizer: expected one of {OPTIMIZERS}, got {brief(self.optimizer)}"
             )
         if self.tuning not in TUNINGS:
-            raise LLASettingsError(f"tuning: expected one of {TUNINGS}, got {self.tuning!r}")
+            raise LLASettingsError(f"tuning: expected one of {TUNINGS}, got {brief(self.tuning)}")
         for name in ("prior_precision", "noise_std", "learning_rate", "rel_tol"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         for name, minimum in (
@@ -161,14 +166,13 @@ class LLASettings:
         for name in ("warm_start", "tune_prior_precision", "tune_noise"):
             if not isinstance(getattr(self, name), bool):
                 raise LLASettingsError(
-                    f"{name}: must be true or false, got {getattr(self, name)!r}"
+                    f"{name}: must be true or false, got {brief(getattr(self, name))}"
                 )
         for name in ("prior_precision_bounds", "noise_std_bounds"):
             value = getattr(self, name)
-            try:
-                lo, hi = value
-            except (TypeError, ValueError):
-                raise LLASettingsError(f"{name}: expected [low, high], got {value!r}") from None
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise LLASettingsError(f"{name}: expected [low, high], got {brief(value)}")
+            lo, hi = value
             lo, hi = _positive(f"{name}[0]", lo), _positive(f"{name}[1]", hi)
             if not lo < hi:
                 raise LLASettingsError(f"{name}: needs low < high, got [{lo}, {hi}]")
@@ -188,6 +192,8 @@ class LLASettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LLASettings:
+        if not isinstance(data, Mapping):
+            raise LLASettingsError(f"settings: expected an object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:

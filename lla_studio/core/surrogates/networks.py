@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lla_studio.core.errors import LLAStudioError
+from lla_studio.core.schema import brief
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,23 +42,30 @@ class NetworkSpecError(LLAStudioError, ValueError):
     """An invalid network specification; the message names the offending field."""
 
 
+MAX_SIZE = 2**20
+"""Largest layer width, channel count, image side or kernel size: far beyond a network whose
+Jacobian an LLA can hold, so a larger number is a typo that would otherwise fail only when built."""
+
+
 def _check_activation(activation: Any) -> None:
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise NetworkSpecError(
-            f"activation: unknown activation {activation!r}, expected one of "
+            f"activation: unknown activation {brief(activation)}, expected one of "
             f"{sorted(ACTIVATIONS)}"
         )
 
 
 def _int_tuple(values: Any, field: str, what: str) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise NetworkSpecError(f"{field}: expected a list of integers, got {values!r}")
+        raise NetworkSpecError(f"{field}: expected a list of integers, got {brief(values)}")
     out = []
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int):
-            raise NetworkSpecError(f"{field}[{i}]: {what} must be an integer, got {v!r}")
+            raise NetworkSpecError(f"{field}[{i}]: {what} must be an integer, got {brief(v)}")
         if v < 1:
-            raise NetworkSpecError(f"{field}[{i}]: {what} must be >= 1, got {v}")
+            raise NetworkSpecError(f"{field}[{i}]: {what} must be >= 1, got {brief(v)}")
+        if v > MAX_SIZE:
+            raise NetworkSpecError(f"{field}[{i}]: {what} must be at most {MAX_SIZE}, got {brief(v)}")
         out.append(int(v))
     return tuple(out)
 
@@ -129,7 +137,7 @@ class CNNSpec:
     def __post_init__(self) -> None:
         shape = self.image_shape
         if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 2:
-            raise NetworkSpecError(f"image_shape: expected [height, width], got {shape!r}")
+            raise NetworkSpecError(f"image_shape: expected [height, width], got {brief(shape)}")
         object.__setattr__(
             self, "image_shape", _int_tuple(shape, "image_shape", "image size")
         )
@@ -140,11 +148,11 @@ class CNNSpec:
             raise NetworkSpecError("channels: a CNN needs at least one convolution stage")
         object.__setattr__(self, "dense", _int_tuple(self.dense, "dense", "width"))
         k = self.kernel_size
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise NetworkSpecError(f"kernel_size: must be an odd integer >= 1, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SIZE or k % 2 == 0:
+            raise NetworkSpecError(f"kernel_size: must be an odd integer in [1, {MAX_SIZE}], got {brief(k)}")
         _check_activation(self.activation)
         if not isinstance(self.pool, bool):
-            raise NetworkSpecError(f"pool: must be true or false, got {self.pool!r}")
+            raise NetworkSpecError(f"pool: must be true or false, got {brief(self.pool)}")
         h, w = self.image_shape
         for stage in range(len(self.channels)):
             if self.pool:
@@ -183,11 +191,11 @@ class CNNSpec:
         _check_keys(
             data, "cnn", {"image_shape", "channels", "kernel_size", "dense", "activation", "pool"}
         )
-        return cls(
-            image_shape=tuple(_require(data, "image_shape")),
-            channels=tuple(data.get("channels", (8, 16))),
+        return cls(  # lists are checked (and made tuples) by the constructor, whatever they are
+            image_shape=_require(data, "image_shape"),
+            channels=data.get("channels", (8, 16)),
             kernel_size=data.get("kernel_size", 3),
-            dense=tuple(data.get("dense", (32,))),
+            dense=data.get("dense", (32,)),
             activation=data.get("activation", "relu"),
             pool=data.get("pool", True),
         )
@@ -202,7 +210,7 @@ def _check_keys(data: Mapping[str, Any], tag: str, allowed: set[str]) -> None:
     if not isinstance(data, Mapping):
         raise NetworkSpecError(f"network: expected a mapping, got {type(data).__name__}")
     if data.get("network") != tag:
-        raise NetworkSpecError(f"network: expected {tag!r}, got {data.get('network')!r}")
+        raise NetworkSpecError(f"network: expected {tag!r}, got {brief(data.get('network'))}")
     for key in data:
         if key != "network" and key not in allowed:
             raise NetworkSpecError(f"{key}: unknown field of a {tag!r} network")
@@ -213,7 +221,7 @@ def _require(data: Mapping[str, Any], key: str) -> Any:
         raise NetworkSpecError(f"{key}: missing field")
     value = data[key]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise NetworkSpecError(f"{key}: expected a list, got {value!r}")
+        raise NetworkSpecError(f"{key}: expected a list, got {brief(value)}")
     return value
 
 
@@ -222,9 +230,9 @@ def network_from_dict(data: Mapping[str, Any]) -> NetworkSpec:
     if not isinstance(data, Mapping):
         raise NetworkSpecError(f"network: expected a mapping, got {type(data).__name__}")
     tag = data.get("network")
-    if tag not in _SPEC_TYPES:
+    if not isinstance(tag, str) or tag not in _SPEC_TYPES:
         raise NetworkSpecError(
-            f"network: unknown network type {tag!r}, expected one of {sorted(_SPEC_TYPES)}"
+            f"network: unknown network type {brief(tag)}, expected one of {sorted(_SPEC_TYPES)}"
         )
     return _SPEC_TYPES[tag].from_dict(data)
 

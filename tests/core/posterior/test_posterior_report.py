@@ -137,3 +137,17 @@ def test_analyze_cancel_raises_cancelled():
 
     with pytest.raises(Cancelled):
         analyze("mixture", grid_n=32, starts=4, vi=True, vi_steps=500, cancel=late_cancel)
+
+
+def test_summary_keeps_the_umask(tmp_path):
+    """``summary.json`` is written like every file of ours (``write_text_atomic``): the umask's mode,
+    not mkstemp's 0600."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        run_posterior_report("bioassay-logbeta", grid=32, starts=2, out_dir=tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o644
