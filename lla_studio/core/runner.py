@@ -69,14 +69,22 @@ def format_cell(value: Any) -> str:
 
 
 def trials_csv(session: Session) -> str:
-    """CSV text of a session's trials: ``trial,status,<parameters...>,value``."""
+    """CSV text of a session's trials: ``trial,status,<parameters...>,value,metric.<name>...`` (one
+    column per extra metric any trial recorded, in order of first appearance; empty where a trial
+    has none)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     names = list(session.search_space.names)
-    writer.writerow(["trial", "status", *names, "value"])
+    metrics = list(dict.fromkeys(m for t in session.trials for m in t.metrics))
+    writer.writerow(["trial", "status", *names, "value", *(f"{METRIC_PREFIX}{m}" for m in metrics)])
     for t in session.trials:
-        writer.writerow([t.id, t.status, *(format_cell(t.config.get(n)) for n in names), format_cell(t.value)])
+        writer.writerow([t.id, t.status, *(format_cell(t.config.get(n)) for n in names), format_cell(t.value),
+                         *(format_cell(t.metrics.get(m)) for m in metrics)])
     return buf.getvalue()
+
+
+METRIC_PREFIX = "metric."
+"""Header prefix of the extra-metric columns of ``trials.csv``."""
 
 
 class _Progress:

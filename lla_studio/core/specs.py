@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from lla_studio.core.errors import SessionError
-from lla_studio.core.schema import brief, check_keys, expect_object, get, plain_json
+from lla_studio.core.schema import brief, check_keys, expect_object, finite_float, get, plain_json
 
 __all__ = [
     "ACQUISITIONS",
@@ -325,6 +325,8 @@ class Trial:
         source: ``"initial"`` (space-filling design), ``"model"`` (acquisition), ``"manual"`` (the user),
             ``"fallback"`` (space-filling after a failed fit).
         seconds: Wall-clock seconds of the evaluation.
+        metrics: Named extra measurements of the evaluation (finite numbers, e.g. a training run's
+            ``test_error``), recorded beside the value the study optimizes.
     """
 
     id: int
@@ -334,6 +336,7 @@ class Trial:
     message: str | None = None
     source: str = "initial"
     seconds: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if self.status not in TRIAL_STATUSES:
@@ -346,6 +349,7 @@ class Trial:
         if self.source not in ("initial", "model", "manual", "fallback"):
             raise SessionError(f"unknown source {self.source!r}", "source")
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        object.__setattr__(self, "metrics", MappingProxyType(_metrics(self.metrics, "metrics")))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "config": dict(self.config)}
@@ -356,12 +360,29 @@ class Trial:
         d["source"] = self.source
         if self.seconds is not None:
             d["seconds"] = self.seconds
+        if self.metrics:
+            d["metrics"] = dict(self.metrics)
         return d
+
+
+def _metrics(values: Any, path: str) -> dict[str, float]:
+    """Named finite numbers (a bool is not a measurement), in their given order."""
+    if not isinstance(values, Mapping):
+        raise SessionError(f"expected an object of named numbers, got {brief(values)}", path)
+    out: dict[str, float] = {}
+    for name, v in values.items():
+        if not isinstance(name, str) or not name.strip():
+            raise SessionError(f"a metric needs a non-empty name, got {name!r}", path)
+        number = None if isinstance(v, bool) else finite_float(v)
+        if number is None:
+            raise SessionError(f"must be a finite number, got {brief(v)}", f"{path}.{name}")
+        out[name] = number
+    return out
 
 
 def trial_from_dict(d: Any, path: str) -> Trial:
     obj = expect_object(d, path)
-    check_keys(obj, {"id", "status", "config", "value", "message", "source", "seconds"}, path)
+    check_keys(obj, {"id", "status", "config", "value", "message", "source", "seconds", "metrics"}, path)
     try:
         return Trial(
             id=get(obj, "id", "int", path),
@@ -371,6 +392,7 @@ def trial_from_dict(d: Any, path: str) -> Trial:
             message=get(obj, "message", "str?", path, None),
             source=get(obj, "source", "str", path, "initial"),
             seconds=get(obj, "seconds", "number?", path, None),
+            metrics=_metrics(get(obj, "metrics", "object", path, {}), f"{path}.metrics"),
         )
     except SessionError as err:
         if err.path.startswith(path):

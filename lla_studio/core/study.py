@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, StudyError, SurrogateFitError
+from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, SessionError, StudyError, SurrogateFitError
 from lla_studio.core.objectives import Objective, make_objective
 from lla_studio.core.session import Session
 from lla_studio.core.space import RealParameter
@@ -290,7 +290,7 @@ class Study:
         return U, Y
 
     # ------------------------------------------------------------------ tell / reject / add
-    def tell(self, trial_id: int, value: float, seconds: float | None = None) -> Trial:
+    def tell(self, trial_id: int, value: float, seconds: float | None = None, metrics: Mapping[str, float] | None = None) -> Trial:
         """Record the measured value of a proposed or running trial.
 
         Raises:
@@ -305,7 +305,10 @@ class Study:
             raise StudyError(f"trial {trial_id}: value {value!r} is not a number") from None
         if not math.isfinite(v):
             raise StudyError(f"trial {trial_id}: value {v} is not finite; use tell_failed for a failed evaluation")
-        return self._replace_trial(replace(t, status="completed", value=v, seconds=seconds, message=None))
+        try:
+            return self._replace_trial(replace(t, status="completed", value=v, seconds=seconds, message=None, metrics=metrics or {}))
+        except SessionError as err:
+            raise StudyError(f"trial {trial_id}: {err}") from None
 
     def tell_failed(self, trial_id: int, message: str, seconds: float | None = None) -> Trial:
         t = self.trial(trial_id)
@@ -457,10 +460,10 @@ class Study:
         t = self.trial(trial_id)
         start = time.perf_counter()
         try:
-            value = self.objective(t.config)
+            value, metrics = self.objective.evaluate(t.config)
         except ObjectiveError as err:
             return TrialFailed(self.tell_failed(trial_id, str(err), seconds=time.perf_counter() - start))
-        done = self.tell(trial_id, value, seconds=time.perf_counter() - start)
+        done = self.tell(trial_id, value, seconds=time.perf_counter() - start, metrics=metrics)
         return TrialCompleted(done, self.best_value())
 
     # ------------------------------------------------------------------ run

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from lla_studio.core.errors import SearchSpaceError, StudyError
-from lla_studio.core.runner import trials_csv
+from lla_studio.core.runner import METRIC_PREFIX, trials_csv
 from lla_studio.core.space import ChoiceParameter, IntegerParameter, RealParameter, SearchSpace
 
-__all__ = ["parse_trials_csv", "trials_csv"]
+__all__ = ["parse_trial_rows", "parse_trials_csv", "trials_csv"]
 
 
 def _parse_cell(space: SearchSpace, name: str, text: str, where: str) -> Any:
@@ -74,8 +74,14 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def parse_trials_csv(text: str | bytes, space: SearchSpace) -> list[tuple[dict[str, Any], float | None]]:
-    """Read ``(configuration, value)`` pairs from CSV text (``bytes`` are decoded as UTF-8, with or
-    without a byte order mark).
+    """Read ``(configuration, value)`` pairs from CSV text (see :func:`parse_trial_rows`)."""
+    return [(config, value) for config, value, _ in parse_trial_rows(text, space)]
+
+
+def parse_trial_rows(text: str | bytes, space: SearchSpace) -> list[tuple[dict[str, Any], float | None, dict[str, float]]]:
+    """Read ``(configuration, value, metrics)`` from CSV text (``bytes`` are decoded as UTF-8, with or
+    without a byte order mark). ``metric.<name>`` columns (as ``trials.csv`` writes them) are the
+    extra metrics; an empty cell is a metric the trial did not record.
 
     Columns are matched by header name; ``trial`` and ``status`` are optional, every parameter column
     is required, ``value`` is optional (empty = no measurement yet). Rows whose status is ``failed``
@@ -98,11 +104,13 @@ def parse_trials_csv(text: str | bytes, space: SearchSpace) -> list[tuple[dict[s
     missing = [n for n in space.names if n not in header]
     if missing:
         raise StudyError(f"trials CSV: missing column(s) {missing} (header: {header})")
-    unknown = [h for h in header if h not in space.names and h not in ("trial", "status", "value", "message", "source")]
+    unknown = [h for h in header if h not in space.names and h not in ("trial", "status", "value", "message", "source")
+               and not (h.startswith(METRIC_PREFIX) and len(h) > len(METRIC_PREFIX))]
     if unknown:
         raise StudyError(f"trials CSV: unknown column(s) {unknown}")
     col = {h: i for i, h in enumerate(header)}
-    out: list[tuple[dict[str, Any], float | None]] = []
+    metric_columns = [h for h in header if h.startswith(METRIC_PREFIX) and len(h) > len(METRIC_PREFIX)]
+    out: list[tuple[dict[str, Any], float | None, dict[str, float]]] = []
     for r, row in records:
         if not any(cell.strip() for cell in row):
             continue
@@ -128,5 +136,17 @@ def parse_trials_csv(text: str | bytes, space: SearchSpace) -> list[tuple[dict[s
                 raise StudyError(f"trials CSV row {r}, column 'value': {row[col['value']]!r} is not a number") from None
             if not math.isfinite(value):
                 raise StudyError(f"trials CSV row {r}, column 'value': {value} is not finite")
-        out.append((config, value))
+        metrics: dict[str, float] = {}
+        for h in metric_columns:
+            cell = row[col[h]].strip()
+            if not cell:
+                continue
+            try:
+                number = float(cell)
+            except ValueError:
+                raise StudyError(f"trials CSV row {r}, column {h!r}: {cell!r} is not a number") from None
+            if not math.isfinite(number):
+                raise StudyError(f"trials CSV row {r}, column {h!r}: {number} is not finite")
+            metrics[h[len(METRIC_PREFIX):]] = number
+        out.append((config, value, metrics))
     return out

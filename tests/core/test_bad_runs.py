@@ -176,6 +176,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("where", ["in-process", "child"])
 def test_sigint_during_a_run_prints_one_line_and_every_file_holds_the_finished_trials(tmp_path, where):
     """The second evaluation blocks (after writing its PID to ``waiting``); by then trials.csv,
@@ -201,6 +205,11 @@ def test_sigint_during_a_run_prints_one_line_and_every_file_holds_the_finished_t
     proc = subprocess.Popen(
         [sys.executable, "-m", "lla_studio", "run", str(session), "--out", str(out), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=(where == "child"),
+        # A test run started in the background by a non-interactive shell (as CI may be) inherits
+        # SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler: the run would
+        # never see the Ctrl-C (a clean-clone run hung here). A terminal's Ctrl-C reaches a
+        # foreground run with the default disposition; give the run that.
+        preexec_fn=_default_sigint,
     )
     objective_pid = None
     try:
@@ -227,7 +236,7 @@ def test_sigint_during_a_run_prints_one_line_and_every_file_holds_the_finished_t
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()  # reaps it and closes the pipes
         if where == "child" and objective_pid is not None and _alive(objective_pid):
             os.kill(objective_pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr

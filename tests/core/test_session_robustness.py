@@ -264,7 +264,7 @@ def test_unknown_fields_of_a_gp_surrogate_are_refused():
 @pytest.mark.parametrize(
     "objective, path, match",
     [
-        ({"name": "brainin"}, "objective.name", r"unknown benchmark 'brainin' \(known: ackley, branin, digits"),
+        ({"name": "brainin"}, "objective.name", r"unknown benchmark 'brainin' \(known: ackley, branin, cnn-digits, digits"),
         ({"name": "branin", "options": {"dim": "five"}}, "objective.options.dim", "must be an integer"),
         ({"name": "branin", "options": {"dim": 3}}, "objective.options.dim", "branin is 2-dimensional"),
         ({"name": "ackley", "options": {"dim": 0}}, "objective.options.dim", ">= 1"),

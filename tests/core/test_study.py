@@ -62,15 +62,15 @@ class _Flaky(Objective):
         super().__init__(ObjectiveSpec(type="benchmark", name="branin"))
         self.calls = 0
 
-    def __call__(self, config):
+    def evaluate(self, config):  # what the study calls (value and extra metrics)
         self.calls += 1
         if self.calls % 3 == 0:
-            return super().__call__({"x1": "boom", "x2": 0})  # raises inside the function
+            return super().evaluate({"x1": "boom", "x2": 0})  # raises inside the function
         if self.calls % 5 == 0:
             from lla_studio.core.errors import ObjectiveError
 
             raise ObjectiveError("objective returned nan; expected a finite number")
-        return super().__call__(config)
+        return super().evaluate(config)
 
 
 def test_failing_objective_marks_trials_failed_and_the_loop_goes_on(monkeypatch):

@@ -135,6 +135,32 @@ def _as_value(result: Any) -> float:
     return value
 
 
+def _split_result(result: Any) -> tuple[Any, dict[str, float]]:
+    """``(value part, metrics)`` of a result: an object with ``value`` and ``metrics`` attributes
+    (e.g. :class:`~lla_studio.core.objectives.cnn_digits.CNNDigitsResult`) or a mapping
+    ``{"value": ..., "metrics": {name: number}}``; anything else is the value itself."""
+    if isinstance(result, Mapping):
+        if "value" not in result:
+            raise ObjectiveError(f"objective returned a mapping without 'value' (keys: {_short(sorted(map(str, result)))})")
+        unknown = sorted(set(map(str, result)) - {"value", "metrics"})
+        if unknown:
+            raise ObjectiveError(f"objective returned unknown key(s) {unknown} beside 'value' (allowed: metrics)")
+        value, metrics = result["value"], result.get("metrics") or {}
+    elif hasattr(result, "value") and hasattr(result, "metrics"):
+        value, metrics = result.value, result.metrics
+    else:
+        return result, {}
+    if not isinstance(metrics, Mapping):
+        raise ObjectiveError(f"objective returned metrics as a {type(metrics).__name__}, expected {{name: number}}")
+    out: dict[str, float] = {}
+    for name, v in metrics.items():
+        try:
+            out[str(name)] = _as_value(v)
+        except ObjectiveError as err:
+            raise ObjectiveError(f"metric {name!r}: {err}") from None
+    return value, out
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -205,7 +231,12 @@ class Objective:
         self.pool: CandidatePool | None = None
         self.problem: Any = None
         self._fn: Callable[[dict[str, Any]], Any] | None = None
-        if is_pool_based(spec):
+        if spec.type == "benchmark" and spec.name == "cnn-digits":
+            from lla_studio.core.objectives.cnn_digits import CNNDigits
+
+            self.problem = CNNDigits.from_options(spec.options)
+            self._fn = self.problem
+        elif is_pool_based(spec):
             from lla_studio.core.objectives.digits import DigitsSearch
 
             self.problem = DigitsSearch.from_options(spec.options)
@@ -223,10 +254,15 @@ class Objective:
 
     def __call__(self, config: Mapping[str, Any]) -> float:
         """Evaluate; raises :class:`ObjectiveError` for exceptions, time-outs and non-finite values."""
+        return self.evaluate(config)[0]
+
+    def evaluate(self, config: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+        """The value and the named extra metrics of one evaluation (see :func:`_split_result`; an
+        objective with a ``timeout_s`` runs in a child process that sends back the value only)."""
         if self._fn is None:
             raise ObjectiveError("this objective is manual: values come from the user (tell)")
         if self.spec.type == "python" and self.spec.timeout_s is not None:
-            return self._call_with_timeout(dict(config), self.spec.timeout_s)
+            return self._call_with_timeout(dict(config), self.spec.timeout_s), {}
         try:
             result = self._fn(dict(config))
         except ObjectiveError:
@@ -235,6 +271,7 @@ class Objective:
             raise ObjectiveError(_exit_message(err)) from None
         except Exception as err:
             raise ObjectiveError(_raised_message(err)) from None
+        result, metrics = _split_result(result)
         value = _as_value(result)
         noise = float(self.spec.options.get("noise_std", 0.0) or 0.0)
         if noise > 0:
@@ -249,7 +286,7 @@ class Objective:
             value += noise * float(np.random.default_rng(seed).standard_normal())
             if not math.isfinite(value):
                 raise ObjectiveError(f"objective returned {value} after adding noise; expected a finite number")
-        return value
+        return value, metrics
 
     def _call_with_timeout(self, config: dict[str, Any], timeout: float) -> float:
         """Run the user's function in a child process that is killed after ``timeout`` seconds.

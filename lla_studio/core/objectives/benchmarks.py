@@ -171,7 +171,13 @@ def _digits_options(options: Mapping[str, Any]) -> Any:
     return digits_options(options)
 
 
-OWN_OPTIONS: dict[str, Callable[[Mapping[str, Any]], Any]] = {"digits": _digits_options}
+def _cnn_digits_options(options: Mapping[str, Any]) -> Any:
+    from lla_studio.core.objectives.cnn_digits import cnn_digits_options
+
+    return cnn_digits_options(options)
+
+
+OWN_OPTIONS: dict[str, Callable[[Mapping[str, Any]], Any]] = {"digits": _digits_options, "cnn-digits": _cnn_digits_options}
 """Benchmarks outside :data:`BENCHMARKS` (searches with their own options, such as the pool-based
 ``digits``), each with the function that checks its options and raises
 :class:`~lla_studio.core.errors.ObjectiveError`. A new such benchmark is registered here, so that
