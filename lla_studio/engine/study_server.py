@@ -98,7 +98,7 @@ def _trial_view(trials: Any, session: Any) -> tuple[tuple[dict[str, Any], ...], 
     dicts = tuple(
         {
             "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
-            "source": t.source, "seconds": t.seconds,
+            "source": t.source, "seconds": t.seconds, "metrics": dict(t.metrics),
             "boundary": space.boundary_hits(t.config) if space is not None else (),
         }
         for t in trials
@@ -113,7 +113,7 @@ def trials_of_view(trials: Any) -> tuple[Any, ...]:
     from lla_studio.core.specs import Trial
 
     keys = ("id", "config", "status", "value", "message", "source", "seconds")
-    return tuple(Trial(**{k: t[k] for k in keys}) for t in trials)
+    return tuple(Trial(**{k: t[k] for k in keys}, metrics=t.get("metrics", {})) for t in trials)
 
 
 def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:

@@ -89,18 +89,23 @@ class TrialsTable(QTableWidget):
         self.itemChanged.connect(self._edited)
         self._updating = False
         self.names: list[str] = []
+        self.metric_names: list[str] = []
+        self.value_column = 4
         self._drawn: list[dict[str, Any]] = []  # the trial each row shows
 
     def update_trials(self, trials: tuple[dict[str, Any], ...], names: list[str]) -> None:
         """Show ``trials``; only rows whose trial changed are rewritten (a 64-parameter study
         with 100 trials has 7 000 cells)."""
         self._updating = True
-        headers = ["trial", "status", "source", "boundary", *names, "value", "message"]
-        if self.columnCount() != len(headers) or names != self.names:
+        metrics = list(dict.fromkeys(m for t in trials for m in t.get("metrics", {})))  # the objective's extra metrics
+        headers = ["trial", "status", "source", "boundary", *names, "value", "message", *metrics]
+        if self.columnCount() != len(headers) or names != self.names or metrics != self.metric_names:
             self.setColumnCount(len(headers))
             self.setHorizontalHeaderLabels(headers)
             self._drawn = []
         self.names = names
+        self.metric_names = metrics
+        self.value_column = value_column = 4 + len(names)
         self.setRowCount(len(trials))
         del self._drawn[len(trials):]
         for r, t in enumerate(trials):
@@ -111,14 +116,15 @@ class TrialsTable(QTableWidget):
             else:
                 self._drawn.append(t)
             boundary = ", ".join(t.get("boundary", ()))
-            cells = [t["id"], t["status"], t["source"], boundary, *(t["config"].get(n) for n in names), t["value"], t["message"]]
+            cells = [t["id"], t["status"], t["source"], boundary, *(t["config"].get(n) for n in names), t["value"], t["message"],
+                     *(t.get("metrics", {}).get(m) for m in metrics)]
             for c, value in enumerate(cells):
                 item = self.item(r, c)
                 if item is None:
                     item = QTableWidgetItem()
                     self.setItem(r, c, item)
                 item.setText(_cell(value))
-                editable = c == len(headers) - 2 and t["status"] in ("proposed", "running")
+                editable = c == value_column and t["status"] in ("proposed", "running")
                 flags = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
                 if editable:
                     flags |= Qt.ItemFlag.ItemIsEditable
@@ -131,12 +137,12 @@ class TrialsTable(QTableWidget):
                     item.setToolTip(
                         f"within {BOUNDARY_TOL:.0%} of the range of an end of the box: {boundary}" if boundary else ""
                     )
-                if c == len(headers) - 1 and t["message"]:
+                if c == value_column + 1 and t["message"]:
                     item.setToolTip(t["message"])
         self._updating = False
 
     def _edited(self, item: QTableWidgetItem) -> None:
-        if self._updating or item.column() != self.columnCount() - 2:
+        if self._updating or item.column() != self.value_column:
             return
         trial_id = int(self.item(item.row(), 0).text())
         try:

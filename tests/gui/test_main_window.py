@@ -85,7 +85,7 @@ def test_typed_value_reaches_the_study(qtbot, tmp_path):
         w.step()
         qtbot.waitUntil(lambda: w.latest is not None and any(t["status"] == "proposed" for t in w.latest.trials), timeout=30_000)
         qtbot.waitUntil(lambda: w.trials.rowCount() == 1, timeout=5_000)
-        value_col = w.trials.columnCount() - 2
+        value_col = w.trials.value_column
         w.trials.item(0, value_col).setText("4.25")
         qtbot.waitUntil(lambda: w.latest.trials[0]["status"] == "completed", timeout=10_000)
         assert w.latest.trials[0]["value"] == 4.25
@@ -380,3 +380,38 @@ def test_a_bad_file_at_launch_shows_the_message_and_opens_the_default(qtbot, tmp
         assert w.statusBar().currentMessage() == w.errors[-1].splitlines()[0]
     finally:
         w.shutdown()
+
+
+def test_metrics_are_trials_table_columns_and_survive_the_studio(qtbot, tmp_path):
+    """A trial's extra metrics show as columns after the message, the value stays the editable
+    column, and the session the window saves still has them (the engine's trial dicts carry them)."""
+    from dataclasses import replace
+
+    from lla_studio.core.session import save_session
+    from lla_studio.core.specs import Trial
+
+    session = _session_with_trials(3)
+    trials = tuple(replace(t, metrics={"test_error": 0.1 * (i + 1), "seconds_train": 2.0}) for i, t in enumerate(session.trials))
+    pending = Trial(id=3, config=dict(trials[0].config), status="proposed", source="manual")
+    path = tmp_path / "m.json"
+    save_session(session.with_trials(trials + (pending,)), path)
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(path, settings=settings)
+    w.ask_discard = lambda: True
+    qtbot.addWidget(w)
+    try:
+        qtbot.waitUntil(lambda: w.trials.rowCount() == 4, timeout=10_000)
+        headers = [w.trials.horizontalHeaderItem(c).text() for c in range(w.trials.columnCount())]
+        assert headers[-3:] == ["message", "test_error", "seconds_train"]
+        assert headers[w.trials.value_column] == "value"
+        assert w.trials.item(1, headers.index("test_error")).text() == _cell_text(0.2)
+        assert w.save_to(tmp_path / "again.json")
+        assert [dict(t.metrics) for t in load_session(tmp_path / "again.json").trials][:3] == [dict(t.metrics) for t in trials]
+    finally:
+        w.shutdown()
+
+
+def _cell_text(value):
+    from lla_studio.gui.main_window import _cell
+
+    return _cell(value)
