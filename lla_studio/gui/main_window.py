@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDockWidget,
     QSizePolicy,
@@ -26,15 +25,12 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
-from lla_studio.core.space import BOUNDARY_TOL
 from lla_studio.engine.gui_gc import freeze_long_lived, thaw_long_lived
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
@@ -42,6 +38,7 @@ from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.relu_lab_panel import ReluLabPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
 from lla_studio.gui.surrogate_editor import SurrogateEditor
+from lla_studio.gui.trials_table import TrialsTable, _cell  # noqa: F401 (re-exported)
 from lla_studio.gui.views import ConvergenceView, HyperparameterView, LOOView, MapsView, SliceView
 
 _log = logging.getLogger(__name__)
@@ -56,18 +53,6 @@ def default_session_path() -> Path:
     return RESOURCES / "sessions" / "branin.json"
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-BOUNDARY_BRUSH = QBrush(QColor(255, 214, 170))
-BOUNDARY_COLUMN = 3  # trial, status, source, boundary, parameters..., value, message
-
-
 def boundary_text(counts: tuple[int, int, int, int]) -> str:
     """The status-bar note on model proposals at the box boundary ("" when there are none)."""
     hits, total, recent_hits, recent = counts
@@ -77,83 +62,6 @@ def boundary_text(counts: tuple[int, int, int, int]) -> str:
     if total > recent:
         text += f" ({recent_hits} of the last {recent})"
     return text
-
-
-class TrialsTable(QTableWidget):
-    """Every trial with its status; the value cell of a pending trial is editable (human in the loop)."""
-
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(0, 0)
-        self.window = window
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.itemChanged.connect(self._edited)
-        self._updating = False
-        self.names: list[str] = []
-        self.metric_names: list[str] = []
-        self.value_column = 4
-        self._drawn: list[dict[str, Any]] = []  # the trial each row shows
-
-    def update_trials(self, trials: tuple[dict[str, Any], ...], names: list[str]) -> None:
-        """Show ``trials``; only rows whose trial changed are rewritten (a 64-parameter study
-        with 100 trials has 7 000 cells)."""
-        self._updating = True
-        metrics = list(dict.fromkeys(m for t in trials for m in t.get("metrics", {})))  # the objective's extra metrics
-        headers = ["trial", "status", "source", "boundary", *names, "value", "message", *metrics]
-        if self.columnCount() != len(headers) or names != self.names or metrics != self.metric_names:
-            self.setColumnCount(len(headers))
-            self.setHorizontalHeaderLabels(headers)
-            self._drawn = []
-        self.names = names
-        self.metric_names = metrics
-        self.value_column = value_column = 4 + len(names)
-        self.setRowCount(len(trials))
-        del self._drawn[len(trials):]
-        for r, t in enumerate(trials):
-            if r < len(self._drawn) and self._drawn[r] == t:
-                continue
-            if r < len(self._drawn):
-                self._drawn[r] = t
-            else:
-                self._drawn.append(t)
-            boundary = ", ".join(t.get("boundary", ()))
-            cells = [t["id"], t["status"], t["source"], boundary, *(t["config"].get(n) for n in names), t["value"], t["message"],
-                     *(t.get("metrics", {}).get(m) for m in metrics)]
-            for c, value in enumerate(cells):
-                item = self.item(r, c)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.setItem(r, c, item)
-                item.setText(_cell(value))
-                editable = c == value_column and t["status"] in ("proposed", "running")
-                flags = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
-                if editable:
-                    flags |= Qt.ItemFlag.ItemIsEditable
-                    item.setToolTip("type the measured value and press Enter")
-                item.setFlags(flags)
-                if c == 1:
-                    item.setForeground(Qt.GlobalColor.red if t["status"] == "failed" else Qt.GlobalColor.black)
-                if c == BOUNDARY_COLUMN:
-                    item.setBackground(BOUNDARY_BRUSH if boundary else QBrush())
-                    item.setToolTip(
-                        f"within {BOUNDARY_TOL:.0%} of the range of an end of the box: {boundary}" if boundary else ""
-                    )
-                if c == value_column + 1 and t["message"]:
-                    item.setToolTip(t["message"])
-        self._updating = False
-
-    def _edited(self, item: QTableWidgetItem) -> None:
-        if self._updating or item.column() != self.value_column:
-            return
-        trial_id = int(self.item(item.row(), 0).text())
-        try:
-            value = float(item.text())
-        except ValueError:
-            self.window.show_error(f"trial {trial_id}: {item.text()!r} is not a number")
-            self._updating = True
-            item.setText("")  # the cell shows what the study holds, not the refused text
-            self._updating = False
-            return
-        self.window.tell(trial_id, value)
 
 
 class MainWindow(QMainWindow):
