@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.process import freeze_imported_objects  # noqa: E402
 
 SESSION = ROOT / "resources" / "sessions" / "cnn_hyperparameters.json"
@@ -49,8 +50,8 @@ def make_data(n: int):
 
     session = load_session(SESSION)
     U = torch.as_tensor(session.search_space.sample_encoded(n, seed=0), dtype=torch.float64)
-    F = session.feature_map(U)
-    bounds = torch.as_tensor(session.feature_map.feature_bounds(), dtype=torch.float64)
+    F = FeatureMap.of(session)(U)
+    bounds = torch.as_tensor(session.features.feature_bounds(), dtype=torch.float64)
     Fn = (F - bounds[0]) / (bounds[1] - bounds[0])
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(Fn.shape[-1], generator=gen, dtype=torch.float64)
@@ -97,7 +98,7 @@ def fit_once(method: str, session, U, Fn, Y, counter: _Counter) -> tuple[float, 
             value = float(mll(model(*model.train_inputs), model.train_targets))
     else:
         kernel = None if method == "default" else session.kernel
-        fit = fit_gp(U, Y, session.feature_map, kernel, batched=method != "hands-on naive", cancel=lambda: False)
+        fit = fit_gp(U, Y, FeatureMap.of(session), kernel, batched=method != "hands-on naive", cancel=lambda: False)
         seconds, value = time.perf_counter() - start, fit.mll
     return seconds, counter.calls, value
 

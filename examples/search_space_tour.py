@@ -30,7 +30,7 @@ def main() -> None:
         IntegerParameter("width2", 8, 256, log=True),
     ])
     chain = TransformChain((OneHotStep("optimizer"), LogStep(("lr",)), GroupRatioStep(("width1", "width2"), group="width")))
-    features = chain.compile(space)
+    features = chain.plan(space)  # names and bounds; core.features.FeatureMap evaluates it on tensors
     print("features:", ", ".join(features.feature_names))
 
     for config in space.sample(4, seed=0):

@@ -77,7 +77,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from lla_studio.core.runner import format_cell
+    from lla_studio.core.trials_io import format_cell
     from lla_studio.core.session import load_session
 
     if args.n < 0:

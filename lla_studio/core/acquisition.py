@@ -42,7 +42,7 @@ from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed
 from botorch.utils.sampling import draw_sobol_samples, manual_seed
 
-from lla_studio.core.errors import Cancelled
+from lla_studio.core.errors import AcquisitionCancelled
 from lla_studio.core.space import ChoiceParameter, SearchSpace
 from lla_studio.core.specs import AcquisitionSpec
 
@@ -58,10 +58,6 @@ __all__ = [
 
 POOL_BATCH_SIZE = 512
 """Pool candidates per acquisition evaluation (bounds memory; the cancel token is checked between)."""
-
-
-class AcquisitionCancelled(Cancelled):
-    """Raised inside the optimizer when the cancel token fires."""
 
 
 @dataclass(frozen=True)

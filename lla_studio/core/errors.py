@@ -40,6 +40,28 @@ class ObjectiveError(LLAStudioError, RuntimeError):
     """An objective that cannot be imported, raised, or returned a non-finite value."""
 
 
+class BenchmarkOptionError(ObjectiveError):
+    """A benchmark name or option a session cannot run; ``field`` is its path below the objective
+    (``"name"``, ``"options"``, ``"options.dim"``), ``reason`` the message without it."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(f"objective.{field}: {reason}")
+        self.reason = reason
+        self.field = field
+
+
+class NetworkSpecError(LLAStudioError, ValueError):
+    """An invalid network specification of an LLA surrogate; the message names the offending field."""
+
+
+class LLASettingsError(LLAStudioError, ValueError):
+    """Invalid LLA fit settings; the message names the field."""
+
+
+class ReluLabError(LLAStudioError, ValueError):
+    """Invalid ReLU-lab settings; the message names the field."""
+
+
 class StudyError(LLAStudioError, ValueError):
     """An invalid study operation (a tell for an unknown trial, budget < initial design, ...)."""
 
@@ -50,3 +72,16 @@ class PosteriorError(LLAStudioError, ValueError):
 
 class Cancelled(LLAStudioError):
     """A long computation (fit, acquisition optimization, VI) stopped because its cancel token fired."""
+
+
+class FitCancelled(Cancelled, RuntimeError):
+    """A surrogate fit (GP hyperparameters, MAP training, LLA tuning) was cancelled; the model was
+    left unfitted."""
+
+
+class AcquisitionCancelled(Cancelled):
+    """Acquisition optimization (or pool scoring) was cancelled."""
+
+
+class ReluLabCancelled(Cancelled):
+    """A ReLU-lab computation was cancelled."""

@@ -55,7 +55,8 @@ from botorch.models.model import Model
 from botorch.optim import optimize_acqf
 from botorch.utils.sampling import manual_seed
 
-from lla_studio.core.errors import Cancelled, LLAStudioError
+from lla_studio.core.errors import ReluLabCancelled, ReluLabError
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.space import RealParameter, SearchSpace
 from lla_studio.core.surrogates.gp import fit_gp
 from lla_studio.core.surrogates.lla import LinearizedLaplaceModel, LLASettings, fit_lla
@@ -104,14 +105,6 @@ _DEFAULT_GRID = {1: 601, 2: 60}
 _FIXED_FRAME_SCALE = math.sqrt(3.0)  # uniform on [-1, 1] -> unit variance
 _NUM_RESTARTS = 8
 _TIE_RTOL = 1e-9  # acquisition values this close count as a tie (a flat, saturated plateau)
-
-
-class ReluLabError(LLAStudioError, ValueError):
-    """Invalid ReLU-lab settings; the message names the field."""
-
-
-class ReluLabCancelled(Cancelled):
-    """The computation stopped because its cancel callable returned True."""
 
 
 # ------------------------------------------------------------------------------ settings
@@ -465,7 +458,7 @@ class FitCache:
 
 def _gp_feature_map(d: int):
     space = SearchSpace([RealParameter(f"z{i + 1}", 0.0, 1.0) for i in range(d)])
-    return TransformChain(()).compile(space)  # identity: the GP sees z as given
+    return FeatureMap(space, TransformChain(()))  # identity: the GP sees z as given
 
 
 def _fit_model(

@@ -16,8 +16,6 @@ and raises :class:`RunInterrupted`; the CLI prints its one line and exits with s
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -29,8 +27,9 @@ from typing import Any, TextIO
 
 from lla_studio.core.errors import LLAStudioError, SessionError, StudyError
 from lla_studio.core.session import Session, load_session, save_session, write_text_atomic
+from lla_studio.core.trials_io import trials_csv
 
-__all__ = ["RunInterrupted", "cross_validate_kernels", "ensure_out_dir", "format_cell", "run_headless", "trials_csv"]
+__all__ = ["RunInterrupted", "cross_validate_kernels", "ensure_out_dir", "run_headless"]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -55,36 +54,6 @@ def ensure_out_dir(path: Path, label: str = "output folder") -> None:
         raise LLAStudioError(f"{where}: cannot create the folder: {err.strerror or err}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise LLAStudioError(f"{where}: the folder is not writable")
-
-
-def format_cell(value: Any) -> str:
-    """CSV text of one configuration value: empty for inactive, ``true``/``false`` for booleans."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def trials_csv(session: Session) -> str:
-    """CSV text of a session's trials: ``trial,status,<parameters...>,value,metric.<name>...`` (one
-    column per extra metric any trial recorded, in order of first appearance; empty where a trial
-    has none)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    names = list(session.search_space.names)
-    metrics = list(dict.fromkeys(m for t in session.trials for m in t.metrics))
-    writer.writerow(["trial", "status", *names, "value", *(f"{METRIC_PREFIX}{m}" for m in metrics)])
-    for t in session.trials:
-        writer.writerow([t.id, t.status, *(format_cell(t.config.get(n)) for n in names), format_cell(t.value),
-                         *(format_cell(t.metrics.get(m)) for m in metrics)])
-    return buf.getvalue()
-
-
-METRIC_PREFIX = "metric."
-"""Header prefix of the extra-metric columns of ``trials.csv``."""
 
 
 class _Progress:
@@ -240,7 +209,7 @@ def cross_validate_kernels(
     # the inputs are checked before torch and gpytorch are imported (gpytorch's import warns on
     # stderr), so a refused --kernel is one line
     session = load_session(session_path)
-    names = session.feature_map.feature_names
+    names = session.features.feature_names
     graphs = [("session", session.kernel if session.kernel is not None else default_kernel(names))]
     for i, text in enumerate(kernel_texts):
         try:
@@ -261,14 +230,15 @@ def cross_validate_kernels(
 
     study = _offline_study(session)
     U, Y = study.training_data()
+    fmap = study.feature_map
     rows = []
     for label, graph in graphs:
         torch.manual_seed(session.loop.seed)
-        fit = fit_gp(U, Y, session.feature_map, graph)
+        fit = fit_gp(U, Y, fmap, graph)
         res = loo_closed_form(fit.model)
         row = [label, f"{res.mlpd:.4f}", f"{res.rmse:.4g}", f"{res.coverage95:.2f}", f"{fit.mll * U.shape[0]:.3f}"]
         if refit:
-            r2 = loo_refit(lambda u, y: fit_gp(u, y, session.feature_map, graph).model, U, Y)
+            r2 = loo_refit(lambda u, y: fit_gp(u, y, fmap, graph).model, U, Y)
             row += [f"{r2.mlpd:.4f}", f"{r2.rmse:.4g}", f"{r2.coverage95:.2f}"]
         rows.append((row, format_kernel(graph)))
     if lla or session.surrogate.type == "lla":

@@ -37,12 +37,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from lla_studio.core.errors import KernelGraphError, SearchSpaceError, SessionError
-from lla_studio.core.kernels import KernelGraph
+from lla_studio.core.kernels.graph import KernelGraph
 from lla_studio.core.schema import (
     MAX_DEPTH,
     Unreadable,
@@ -66,7 +65,7 @@ from lla_studio.core.specs import (
     surrogate_from_dict,
     trial_from_dict,
 )
-from lla_studio.core.transforms import FeatureMap, TransformChain, compile_chain, transform_chain_from_dict
+from lla_studio.core.transforms import FeaturePlan, TransformChain, check_chain, transform_chain_from_dict
 
 __all__ = [
     "FORMAT",
@@ -113,7 +112,7 @@ class Session:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trials", tuple(self.trials))
-        compile_chain(self.search_space, self.transforms)
+        object.__setattr__(self, "_features", check_chain(self.search_space, self.transforms))
         seen: set[int] = set()
         for i, t in enumerate(self.trials):
             if t.id in seen:
@@ -127,14 +126,14 @@ class Session:
             if not isinstance(self.kernel, KernelGraph):
                 raise SessionError(f"expected a KernelGraph, got {type(self.kernel).__name__}", "kernel")
             try:
-                self.kernel.validate(self.feature_map.feature_names)
+                self.kernel.validate(self.features.feature_names)
             except KernelGraphError as err:
                 raise SessionError(_strip_path(str(err), "kernel"), _error_path(str(err), "kernel")) from None
 
-    @cached_property
-    def feature_map(self) -> FeatureMap:
-        """The transform chain compiled for the search space."""
-        return self.transforms.compile(self.search_space)
+    @property
+    def features(self) -> FeaturePlan:
+        """The features the transform chain makes of the search space: names and bounds (no torch)."""
+        return self._features  # type: ignore[attr-defined,no-any-return]
 
     def with_trials(self, trials: tuple[Trial, ...]) -> Session:
         return replace(self, trials=tuple(trials))
@@ -149,7 +148,7 @@ class Session:
         what = obj.name or obj.target or obj.type
         return (
             f"{self.name or 'session'}: {len(space)} parameters ({n_cond} conditional), "
-            f"{self.feature_map.num_features} features, {self.surrogate.type} surrogate, "
+            f"{self.features.num_features} features, {self.surrogate.type} surrogate, "
             f"{self.acquisition.type}, objective {what} ({obj.direction}), "
             f"budget {self.loop.budget}, {done} completed / {failed} failed trials"
         )
@@ -223,7 +222,7 @@ def session_from_dict(d: Any) -> Session:
     check_keys(doc, _TOP_KEYS, "$")
     space = search_space_from_dict(get(doc, "search_space", "object", ""), "search_space")
     chain = transform_chain_from_dict(doc.get("transforms", []), "transforms")
-    compile_chain(space, chain, "transforms")
+    check_chain(space, chain, "transforms")
     kernel = None
     if doc.get("kernel") is not None:
         try:
@@ -241,7 +240,7 @@ def session_from_dict(d: Any) -> Session:
         trials.append(replace(trial, config=config))
     surrogate = surrogate_from_dict(doc.get("surrogate", {}), "surrogate")
     if surrogate.type == "lla":
-        from lla_studio.core.surrogates.lla_fit import lla_options
+        from lla_studio.core.surrogates.specs import lla_options
 
         lla_options(surrogate.options, "surrogate")
     return Session(

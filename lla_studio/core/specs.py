@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -61,12 +61,21 @@ def thaw(obj: Any) -> Any:
     return obj
 
 
+class _PicklableSpec:
+    """Pickling for frozen specs that hold read-only mappings: ``MappingProxyType`` cannot be
+    pickled, so a spec travels (to a worker process, a Dask worker) as its thawed fields and is
+    rebuilt, and checked again, by its constructor."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (type(self), tuple(thaw(getattr(self, f.name)) for f in fields(self)))  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- surrogate
 SURROGATES = ("gp", "lla")
 
 
 @dataclass(frozen=True)
-class SurrogateSpec:
+class SurrogateSpec(_PicklableSpec):
     """Which surrogate models the objective.
 
     Args:
@@ -171,7 +180,7 @@ OBJECTIVES = ("benchmark", "python", "manual")
 
 
 @dataclass(frozen=True)
-class ObjectiveSpec:
+class ObjectiveSpec(_PicklableSpec):
     """What is being optimized.
 
     Args:
@@ -313,7 +322,7 @@ TRIAL_STATUSES = ("proposed", "running", "completed", "failed", "rejected")
 
 
 @dataclass(frozen=True)
-class Trial:
+class Trial(_PicklableSpec):
     """One configuration and what became of it.
 
     Args:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.errors import Cancelled, ObjectiveError, SearchSpaceError, SessionError, StudyError, SurrogateFitError
 from lla_studio.core.objectives import Objective, make_objective
 from lla_studio.core.session import Session
@@ -175,7 +176,7 @@ class Study:
     def __init__(self, session: Session, objective: Objective | None = None, base_dir: str | Path | None = None) -> None:
         self._session = session
         self.space = session.search_space
-        self.feature_map = session.feature_map
+        self.feature_map = FeatureMap.of(session)
         self.objective = objective if objective is not None else make_objective(session.objective, base_dir)
         self._trials: list[Trial] = list(session.trials)
         self._lla_fitter: Any = None  # an LLAFitter, made at the first LLA fit

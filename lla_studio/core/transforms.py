@@ -33,36 +33,37 @@ the parameter bounds step by step by interval arithmetic (``combine`` takes the 
 products, signs included). They always enclose the feature's values and are attained when the
 inputs of each step can reach their extremes together (distinct parameters without conditions).
 
-:class:`FeatureMap` evaluates a chain on torch tensors of unit-cube encodings (differentiable), so
-the same code serves training data, plotting grids and acquisition optimization.
+:meth:`TransformChain.plan` checks a chain against a search space and gives its
+:class:`FeaturePlan` (feature names and bounds, step by step) without torch: a session is read and
+validated, and the studio lists features, without loading torch.
+:class:`~lla_studio.core.features.FeatureMap` evaluates the planned chain
+on torch tensors of unit-cube encodings (differentiable), so the same code serves training data,
+plotting grids and acquisition optimization.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
-import torch
 
 from lla_studio.core.errors import SessionError, TransformError
-from lla_studio.core.space import ChoiceParameter, IntegerParameter, RealParameter, SearchSpace
-
+from lla_studio.core.space import ChoiceParameter, RealParameter, SearchSpace
 __all__ = [
     "AffineStep",
     "CombineStep",
     "DropStep",
-    "FeatureMap",
+    "FeaturePlan",
     "GroupRatioStep",
     "LogStep",
     "OneHotStep",
     "RenameStep",
     "TransformChain",
+    "check_chain",
     "transform_chain_from_dict",
 ]
 
@@ -90,10 +91,6 @@ class _Feature:
     low: float
     high: float
     choices: tuple[Any, ...] | None = None
-
-
-# Each compiled op takes the dict of named tensors and returns the new dict (insertion-ordered).
-_Env = dict[str, torch.Tensor]
 
 
 def _replace(features: list[_Feature], consumed: Sequence[str], produced: list[_Feature]) -> list[_Feature]:
@@ -130,7 +127,7 @@ class LogStep:
         if not self.features:
             raise TransformError("log step: needs at least one feature")
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         produced: list[_Feature] = []
         for name in self.features:
             f = _lookup(feats, name, where)
@@ -140,12 +137,7 @@ class LogStep:
             _check_feature_name(out, where)
             produced.append(_Feature(out, math.log(f.low), math.log(f.high)))
         new = _replace(feats, self.features, produced)
-
-        def op(env: _Env) -> _Env:
-            made = {self.prefix + n: torch.log(env[n]) for n in self.features}
-            return _rebuild(env, self.features, made, [f.name for f in new])
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"step": "log", "features": list(self.features)}
@@ -169,18 +161,13 @@ class AffineStep:
         if not math.isfinite(self.shift):
             raise TransformError(f"affine step on {self.feature!r}: shift must be finite, got {self.shift}")
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         f = _lookup(feats, self.feature, where)
         out = self.name or self.feature
         _check_feature_name(out, where)
         a, b = self.scale * f.low + self.shift, self.scale * f.high + self.shift
         new = _replace(feats, [self.feature], [_Feature(out, min(a, b), max(a, b))])
-
-        def op(env: _Env) -> _Env:
-            made = {out: env[self.feature] * self.scale + self.shift}
-            return _rebuild(env, [self.feature], made, [f.name for f in new])
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"step": "affine", "feature": self.feature, "scale": self.scale, "shift": self.shift}
@@ -195,7 +182,7 @@ class OneHotStep:
 
     feature: str
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         f = _lookup(feats, self.feature, where)
         if f.choices is None:
             raise TransformError(f"{where}: one-hot needs a choice feature, {self.feature!r} is numeric")
@@ -205,13 +192,7 @@ class OneHotStep:
         for n in names:
             _check_feature_name(n, where)
         new = _replace(feats, [self.feature], [_Feature(n, 0.0, 1.0) for n in names])
-
-        def op(env: _Env) -> _Env:
-            idx = torch.round(env[self.feature])
-            made = {n: (idx == i).to(idx.dtype) for i, n in enumerate(names)}
-            return _rebuild(env, [self.feature], made, [f.name for f in new])
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": "one_hot", "feature": self.feature}
@@ -232,7 +213,7 @@ class GroupRatioStep:
         if len(set(self.features)) != len(self.features):
             raise TransformError(f"group_ratio {self.group!r}: features repeat: {list(self.features)}")
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         src = [_lookup(feats, n, where) for n in self.features]
         for f in src:
             if f.low <= 0:
@@ -254,17 +235,7 @@ class GroupRatioStep:
         for p in produced:
             _check_feature_name(p.name, where)
         new = _replace(feats, self.features, produced)
-
-        def op(env: _Env) -> _Env:
-            logs_t = torch.stack([torch.log(env[n]) for n in self.features], dim=-1)
-            mean = logs_t.mean(dim=-1)
-            made = {f"{self.group}_logmean": mean}
-            for i, n in enumerate(self.features):
-                r = logs_t[..., i] - mean
-                made[f"{n}_ratio"] = r if self.log_ratios else torch.exp(r)
-            return _rebuild(env, self.features, made, [f.name for f in new])
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"step": "group_ratio", "group": self.group, "features": list(self.features)}
@@ -377,7 +348,7 @@ class CombineStep:
         a, b = src  # log_ratio
         return math.log(a.low) - math.log(b.high), math.log(a.high) - math.log(b.low)
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         at = f"{where}: {self.op} {self.name!r}"
         by_name = {f.name: f for f in feats}
         src: list[_Feature] = []
@@ -422,15 +393,7 @@ class CombineStep:
             new = [*feats[:pos], out, *feats[pos:]]
         else:
             new = _replace(feats, self.features, [out])
-        order = [f.name for f in new]
-        consumed = () if self.keep else self.features
-        fn = _COMBINE_FNS[self.op]
-
-        def op(env: _Env) -> _Env:
-            made = {self.name: fn([env[n] for n in self.features])}
-            return _rebuild(env, consumed, made, order)
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"step": "combine", "op": self.op, "features": list(self.features), "name": self.name}
@@ -441,23 +404,6 @@ class CombineStep:
         if self.high is not None:
             d["high"] = self.high
         return d
-
-
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    return functools.reduce(operator.add, xs)
-
-
-def _product(xs: list[torch.Tensor]) -> torch.Tensor:
-    return functools.reduce(operator.mul, xs)
-
-
-_COMBINE_FNS = {
-    "sum": _sum,
-    "product": _product,
-    "ratio": lambda xs: xs[0] / xs[1],
-    "log_product": lambda xs: _sum([torch.log(x) for x in xs]),
-    "log_ratio": lambda xs: torch.log(xs[0]) - torch.log(xs[1]),
-}
 
 
 @dataclass(frozen=True)
@@ -472,7 +418,7 @@ class RenameStep:
         if not self.mapping:
             raise TransformError("rename step: mapping is empty")
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         m = dict(self.mapping)
         for old, new_name in m.items():
             _lookup(feats, old, where)
@@ -480,11 +426,7 @@ class RenameStep:
         new = [_Feature(m.get(f.name, f.name), f.low, f.high, f.choices) for f in feats]
         if len({f.name for f in new}) != len(new):
             raise TransformError(f"{where}: rename makes two features share a name")
-
-        def op(env: _Env) -> _Env:
-            return {m.get(k, k): v for k, v in env.items()}
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": "rename", "mapping": dict(self.mapping)}
@@ -499,29 +441,19 @@ class DropStep:
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
 
-    def compile(self, feats: list[_Feature], where: str) -> tuple[list[_Feature], Any]:
+    def plan(self, feats: list[_Feature], where: str) -> list[_Feature]:
         for n in self.features:
             _lookup(feats, n, where)
         new = [f for f in feats if f.name not in self.features]
         if not new:
             raise TransformError(f"{where}: dropping {list(self.features)} leaves no features")
-
-        def op(env: _Env) -> _Env:
-            return {k: v for k, v in env.items() if k not in self.features}
-
-        return new, op
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": "drop", "features": list(self.features)}
 
 
 Step = Union[LogStep, AffineStep, OneHotStep, GroupRatioStep, CombineStep, RenameStep, DropStep]
-
-
-def _rebuild(env: _Env, consumed: Sequence[str], made: _Env, order: list[str]) -> _Env:
-    merged = {k: v for k, v in env.items() if k not in consumed}
-    merged.update(made)
-    return {name: merged[name] for name in order}
 
 
 @dataclass(frozen=True)
@@ -533,21 +465,24 @@ class TransformChain:
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
 
-    def compile(self, space: SearchSpace) -> FeatureMap:
-        """Check the chain against ``space`` and return its :class:`FeatureMap`.
+    def plan(self, space: SearchSpace) -> FeaturePlan:
+        """Check the chain against ``space``: the features (names, bounds) after every step, no torch.
 
         Raises:
             TransformError: a step names an unknown feature, logs a non-positive one, ...; the message
                 names the step (``step 2 (log)``) and the feature.
         """
-        return FeatureMap(space, self)
+        return FeaturePlan(space, self)
 
     def to_list(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.steps]
 
 
-class FeatureMap:
-    """A transform chain compiled for one search space: unit-cube encodings -> named features.
+class FeaturePlan:
+    """A transform chain checked against one search space: the named features and their bounds.
+
+    Torch-free: what reading a session, the kernel editor and ``lla-studio validate`` need.
+    :class:`~lla_studio.core.features.FeatureMap` evaluates the same plan on tensors.
 
     Args:
         space: The search space.
@@ -565,13 +500,14 @@ class FeatureMap:
                 feats.append(_Feature(p.name, float(p.low), float(p.high)))
         for p in space.parameters:
             _check_feature_name(p.name, f"parameter {p.name!r}")
-        ops = []
+        stages = []
         for i, step in enumerate(chain.steps):
             tag = step.to_dict()["step"]
-            feats, op = step.compile(feats, f"transform step {i} ({tag})")
-            ops.append(op)
+            feats = step.plan(feats, f"transform step {i} ({tag})")
+            stages.append(tuple(f.name for f in feats))
         self._features = tuple(feats)
-        self._ops = tuple(ops)
+        self.stage_names: tuple[tuple[str, ...], ...] = tuple(stages)
+        """The feature names after each step, in order (what the compiled ops produce)."""
 
     @property
     def is_identity_on_unit_cube(self) -> bool:
@@ -595,72 +531,6 @@ class FeatureMap:
     def feature_bounds(self) -> np.ndarray:
         """``2 x m`` array of lower and upper bounds of each feature (over the whole space)."""
         return np.array([[f.low for f in self._features], [f.high for f in self._features]], dtype=np.float64)
-
-    def values_from_unit(self, U: torch.Tensor) -> _Env:
-        """Parameter values (relaxed: integers not rounded) from unit-cube encodings ``... x d``."""
-        env: _Env = {}
-        for j, p in enumerate(self.space.parameters):
-            u = U[..., j].clamp(0.0, 1.0)
-            if isinstance(p, (RealParameter, IntegerParameter)):
-                if p.log:
-                    lo, hi = math.log(p.low), math.log(p.high)
-                    env[p.name] = torch.exp(lo + u * (hi - lo))
-                else:
-                    env[p.name] = p.low + u * (p.high - p.low)
-            else:
-                env[p.name] = torch.round(u * (len(p.choices) - 1))
-        if self.space.is_conditional:
-            self._apply_placeholders(env)
-        return env
-
-    def _apply_placeholders(self, env: _Env) -> None:
-        """Inactive parameters take their placeholder, so the features never depend on them."""
-        active: dict[str, torch.Tensor] = {}
-        order = self.space._order  # parents before children
-        for name in order:
-            p = self.space[name]
-            ref = env[name]
-            mask = torch.ones_like(ref, dtype=torch.bool)
-            for c in p.conditions:
-                parent = self.space[c.parent]
-                pv = env[c.parent]
-                if isinstance(parent, ChoiceParameter):
-                    targets = [float(parent.index(v)) for v in c.values]
-                else:
-                    pv = torch.round(pv)
-                    targets = [float(v) for v in c.values]
-                hit = torch.zeros_like(mask)
-                for t in targets:
-                    hit = hit | (pv == t)
-                mask = mask & active[c.parent] & hit
-            active[name] = mask
-            if p.conditions:
-                if isinstance(p, ChoiceParameter):
-                    placeholder = float(p.index(p.placeholder))
-                else:
-                    placeholder = float(p.placeholder)
-                env[name] = torch.where(mask, ref, torch.full_like(ref, placeholder))
-
-    def __call__(self, U: torch.Tensor) -> torch.Tensor:
-        """Features of unit-cube encodings.
-
-        Args:
-            U: A ``batch_shape x d`` tensor of unit-cube encodings.
-
-        Returns:
-            A ``batch_shape x m`` tensor of features, in :attr:`feature_names` order.
-        """
-        if U.shape[-1] != self.space.dim:
-            raise TransformError(f"expected encodings with {self.space.dim} columns, got {U.shape[-1]}")
-        env = self.values_from_unit(U)
-        for op in self._ops:
-            env = op(env)
-        return torch.stack([env[n] for n in self.feature_names], dim=-1)
-
-    def features_of(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """``n x m`` float64 features of configurations (each validated)."""
-        U = torch.as_tensor(self.space.encode_many(configs), dtype=torch.float64)
-        return self(U).detach().numpy()
 
 
 # ---------------------------------------------------------------------- reading from JSON
@@ -733,14 +603,14 @@ def transform_chain_from_dict(d: Any, path: str = "transforms") -> TransformChai
     return TransformChain(tuple(_step_from_dict(s, f"{path}[{i}]") for i, s in enumerate(items)))
 
 
-def compile_chain(space: SearchSpace, chain: TransformChain, path: str = "transforms") -> FeatureMap:
-    """Compile with errors re-raised as :class:`SessionError` pointing at the step's JSON path.
+def check_chain(space: SearchSpace, chain: TransformChain, path: str = "transforms") -> FeaturePlan:
+    """Plan the chain with errors re-raised as :class:`SessionError` pointing at the step's JSON path.
 
     Also refuses a chain whose derived feature bounds are not finite (``affine`` by 1e308, a product
     of huge ranges): models normalize every feature by its bounds, so such a chain could not be fitted.
     """
     try:
-        fmap = chain.compile(space)
+        fmap = chain.plan(space)
     except TransformError as err:
         m = re.match(r"transform step (\d+)", str(err))
         raise SessionError(str(err), f"{path}[{m.group(1)}]" if m else path) from None
@@ -749,7 +619,7 @@ def compile_chain(space: SearchSpace, chain: TransformChain, path: str = "transf
         # the first step whose output has a non-finite bound (only on this error path: n small compiles)
         at, names = path, fmap.feature_names
         for i in range(len(chain.steps)):
-            part = TransformChain(chain.steps[: i + 1]).compile(space)
+            part = TransformChain(chain.steps[: i + 1]).plan(space)
             if not np.isfinite(part.feature_bounds()).all():
                 at, names = f"{path}[{i}]", part.feature_names
                 bounds = part.feature_bounds()

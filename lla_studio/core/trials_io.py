@@ -13,13 +13,45 @@ import csv
 import io
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lla_studio.core.errors import SearchSpaceError, StudyError
-from lla_studio.core.runner import METRIC_PREFIX, trials_csv
 from lla_studio.core.space import ChoiceParameter, IntegerParameter, RealParameter, SearchSpace
 
-__all__ = ["parse_trial_rows", "parse_trials_csv", "trials_csv"]
+if TYPE_CHECKING:
+    from lla_studio.core.session import Session
+
+__all__ = ["METRIC_PREFIX", "format_cell", "parse_trial_rows", "parse_trials_csv", "trials_csv"]
+
+
+def format_cell(value: Any) -> str:
+    """CSV text of one configuration value: empty for inactive, ``true``/``false`` for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def trials_csv(session: Session) -> str:
+    """CSV text of a session's trials: ``trial,status,<parameters...>,value,metric.<name>...`` (one
+    column per extra metric any trial recorded, in order of first appearance; empty where a trial
+    has none)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    names = list(session.search_space.names)
+    metrics = list(dict.fromkeys(m for t in session.trials for m in t.metrics))
+    writer.writerow(["trial", "status", *names, "value", *(f"{METRIC_PREFIX}{m}" for m in metrics)])
+    for t in session.trials:
+        writer.writerow([t.id, t.status, *(format_cell(t.config.get(n)) for n in names), format_cell(t.value),
+                         *(format_cell(t.metrics.get(m)) for m in metrics)])
+    return buf.getvalue()
+
+
+METRIC_PREFIX = "metric."
+"""Header prefix of the extra-metric columns of ``trials.csv``."""
 
 
 def _parse_cell(space: SearchSpace, name: str, text: str, where: str) -> Any:

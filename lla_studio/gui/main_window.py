@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
         self.seed.setValue(session.loop.seed)
         self.seed.blockSignals(False)
         self.engine.load(session)
-        features = list(session.feature_map.feature_names)
+        features = list(session.features.feature_names)
         self.space_editor.set_space(session.search_space, features)
         self.surrogate_editor.set_spec(session.surrogate, len(features))
         self._refresh_runnable()
@@ -373,7 +373,7 @@ class MainWindow(QMainWindow):
         if session is None or space == session.search_space:
             return
         try:
-            features = list(session.transforms.compile(space).feature_names)
+            features = list(session.transforms.plan(space).feature_names)
         except LLAStudioError as err:
             self.space_editor.set_features([], f"transforms: {err}")
             self._set_runnable(False)
@@ -403,7 +403,7 @@ class MainWindow(QMainWindow):
         """Text form of the session's kernel (the default when the session names none)."""
         if self.session is None:
             return ""
-        graph = self.session.kernel or default_kernel(list(self.session.feature_map.feature_names))
+        graph = self.session.kernel or default_kernel(list(self.session.features.feature_names))
         return format_kernel(graph)
 
     def new_session(self) -> None:

@@ -1,7 +1,7 @@
 """Surrogate settings editor: GP or LLA, and for an LLA its network, training and evidence tuning.
 
 Every edit re-validates the whole options dict with the core's reader
-(:func:`~lla_studio.core.surrogates.lla_fit.lla_options`) plus one check the reader cannot make on
+(:func:`~lla_studio.core.surrogates.specs.lla_options`) plus one check the reader cannot make on
 its own: a CNN's ``H x W`` image must hold exactly the session's features. A bad field is painted
 red with the error as its tooltip, the message is shown under the form and the editor reports itself
 invalid (the window disables Run) until it is fixed; a valid state is emitted with
@@ -38,14 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lla_studio.core.errors import SessionError
+from lla_studio.core.errors import NetworkSpecError, SessionError
 from lla_studio.core.specs import SurrogateSpec, thaw
-from lla_studio.core.surrogates.lla import LLASettings
-from lla_studio.core.surrogates.lla_fit import DEFAULT_NETWORK, lla_options
-from lla_studio.core.surrogates.networks import ACTIVATIONS, CNNSpec
+from lla_studio.core.surrogates.specs import ACTIVATION_NAMES, DEFAULT_NETWORK, CNNSpec, LLASettings, lla_options, network_from_dict
 from lla_studio.gui.search_space_editor import report_validity
 
-__all__ = ["SurrogateEditor", "count_weights", "format_ints", "parse_ints"]
+__all__ = ["SurrogateEditor", "format_ints", "parse_ints"]
 
 _INVALID_STYLE = "background-color: rgb(255, 205, 205);"
 TYPING_DELAY_MS = 400  # a typed value reaches the session once typing pauses this long
@@ -82,34 +80,6 @@ def _format_float(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "" if value is None else str(value)
     return repr(value)
-
-
-def count_weights(network: dict[str, Any], n_features: int) -> tuple[int, int]:
-    """Number of weights of a (valid) network dict on ``n_features`` inputs: ``(all, last layer)``.
-
-    The same count as ``sum(p.numel() for p in build(spec, n_features).parameters())``, by formula.
-    """
-    total = 0
-    if network.get("network", "mlp") == "cnn":
-        h, w = network["image_shape"]
-        channels = network.get("channels", _NETWORK_DEFAULTS["cnn"]["channels"])
-        k = network.get("kernel_size", _NETWORK_DEFAULTS["cnn"]["kernel_size"])
-        pool = network.get("pool", _NETWORK_DEFAULTS["cnn"]["pool"])
-        in_ch = 1
-        for ch in channels:
-            total += in_ch * ch * k * k + ch
-            in_ch = ch
-            if pool:
-                h, w = h // 2, w // 2
-        fan_in = in_ch * h * w
-        hidden = network.get("dense", _NETWORK_DEFAULTS["cnn"]["dense"])
-    else:
-        fan_in = n_features
-        hidden = network["widths"]
-    for width in hidden:
-        total += fan_in * width + width
-        fan_in = width
-    return total + fan_in + 1, fan_in + 1
 
 
 def _overlay(base: dict[str, Any] | None, ui: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +229,7 @@ class SurrogateEditor(QWidget):
         self.widths.setMinimumWidth(180)
         self.widths.setPlaceholderText("empty: a linear model")
         self.widths.setToolTip("hidden layer widths, input to output, e.g. 50, 50")
-        self.mlp_activation = _combo([(a, a) for a in ACTIVATIONS], "activation after every hidden layer")
+        self.mlp_activation = _combo([(a, a) for a in ACTIVATION_NAMES], "activation after every hidden layer")
         mform.addRow("hidden widths", self.widths)
         mform.addRow("activation", self.mlp_activation)
         pages_layout.addWidget(mlp)
@@ -282,7 +252,7 @@ class SurrogateEditor(QWidget):
         self.dense.setMinimumWidth(180)
         self.dense.setPlaceholderText("empty: linear read-out")
         self.dense.setToolTip("hidden widths of the dense head after the convolutions, e.g. 32")
-        self.cnn_activation = _combo([(a, a) for a in ACTIVATIONS], "activation after every convolution and hidden dense layer")
+        self.cnn_activation = _combo([(a, a) for a in ACTIVATION_NAMES], "activation after every convolution and hidden dense layer")
         self.pool = QCheckBox("average-pool by 2 after every stage")
         cform.addRow("image H × W", _row(self.image_h, "×", self.image_w))
         cform.addRow("channels", self.channels)
@@ -728,7 +698,11 @@ class SurrogateEditor(QWidget):
         ):
             self.weights_label.setText("")
             return
-        total, last = count_weights({"network": kind, **ui}, d)
+        try:
+            total, last = network_from_dict({"network": kind, **ui}).n_weights(d)
+        except NetworkSpecError:  # a field the form marks invalid
+            self.weights_label.setText("")
+            return
         which = "features" if kind == "mlp" or self.n_features == d else "pixels"
         self.weights_label.setText(f"{d} {which} → {total:,} weights ({last:,} in the last layer)".replace(",", " "))
 

@@ -135,7 +135,7 @@ def test_shipped_sessions_load_and_validate(name, kind, capsys):
     }
     assert s.loop.budget == 110 and s.loop.initial_design == 10 and s.loop.seed == 0
     assert s.acquisition.type == "logei"
-    assert s.search_space.names == pixel_names() and s.feature_map.is_identity_on_unit_cube
+    assert s.search_space.names == pixel_names() and s.features.is_identity_on_unit_cube
     if kind == "gp":
         leaves = s.kernel.leaves()
         assert len(leaves) == 1 and leaves[0].KIND == "rbf" and leaves[0].features == pixel_names()

@@ -12,6 +12,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.kernels import MaternKernel, RBFKernel
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.diagnostics import loo_closed_form, loo_refit
 from lla_studio.core.errors import SurrogateFitError
 from lla_studio.core.kernels import parse_kernel
@@ -34,7 +35,7 @@ def _branin_data(n: int, seed: int = 0):
 def test_fitted_gp_equals_hand_built_botorch_model():
     session, U, Y = _branin_data(12)
     torch.manual_seed(0)
-    fit = fit_gp(U, Y, session.feature_map)
+    fit = fit_gp(U, Y, FeatureMap.of(session))
     ours = fit.model
     # Hand-built reference: features are x itself; normalize by hand to the unit cube.
     lo = torch.tensor([-5.0, 0.0], dtype=torch.float64)
@@ -63,7 +64,7 @@ def test_fitted_gp_equals_hand_built_botorch_model():
 def test_closed_form_loo_equals_dropping_each_point():
     session, U, Y = _branin_data(15, seed=3)
     torch.manual_seed(0)
-    model = fit_gp(U, Y, session.feature_map, parse_kernel("scale(matern32(x1) * rbf(x2))")).model
+    model = fit_gp(U, Y, FeatureMap.of(session), parse_kernel("scale(matern32(x1) * rbf(x2))")).model
     res = loo_closed_form(model)
     # Reference: condition on the other n - 1 points explicitly, in the model's standardized space.
     with torch.no_grad():
@@ -95,14 +96,14 @@ def test_closed_form_loo_equals_dropping_each_point():
 def test_loo_refit_is_close_to_closed_form_for_a_smooth_function():
     session, U, Y = _branin_data(12, seed=5)
     torch.manual_seed(0)
-    closed = loo_closed_form(fit_gp(U, Y, session.feature_map).model)
-    refit = loo_refit(lambda u, y: fit_gp(u, y, session.feature_map).model, U, Y)
+    closed = loo_closed_form(fit_gp(U, Y, FeatureMap.of(session)).model)
+    refit = loo_refit(lambda u, y: fit_gp(u, y, FeatureMap.of(session)).model, U, Y)
     assert np.corrcoef(closed.mean, refit.mean)[0, 1] > 0.75
 
 
 def test_kernel_graph_reaches_the_model():
     session, U, Y = _branin_data(10)
-    fit = fit_gp(U, Y, session.feature_map, parse_kernel("scale(rbf(x1; lengthscale=0.3)) + scale(rbf(x2))"))
+    fit = fit_gp(U, Y, FeatureMap.of(session), parse_kernel("scale(rbf(x1; lengthscale=0.3)) + scale(rbf(x2))"))
     first = fit.model.covar_module.kernels[0].base_kernel
     assert isinstance(first, RBFKernel)
     assert first.lengthscale.item() == pytest.approx(0.3)
@@ -113,7 +114,7 @@ def test_fit_refuses_non_finite_data():
     session, U, Y = _branin_data(6)
     Y[2, 0] = float("nan")
     with pytest.raises(SurrogateFitError, match="NaN or inf"):
-        fit_gp(U, Y, session.feature_map)
+        fit_gp(U, Y, FeatureMap.of(session))
 
 
 class _CountingMLL:
@@ -139,11 +140,11 @@ def test_cancel_check_adds_no_loss_evaluations(monkeypatch):
     session, U, Y = _branin_data(15)
     counter = _CountingMLL(monkeypatch)
     torch.manual_seed(0)
-    plain = fit_gp(U, Y, session.feature_map)
+    plain = fit_gp(U, Y, FeatureMap.of(session))
     n_plain, counter.calls = counter.calls, 0
     checks = []
     torch.manual_seed(0)
-    cancellable = fit_gp(U, Y, session.feature_map, cancel=lambda: checks.append(1) is not None)
+    cancellable = fit_gp(U, Y, FeatureMap.of(session), cancel=lambda: checks.append(1) is not None)
     n_cancellable = counter.calls - 1  # after the optimizer, fit_gp evaluates the final mll once
     assert n_plain > 10
     assert counter.calls == n_plain
@@ -158,7 +159,7 @@ def test_cancel_stops_the_fit_at_the_next_evaluation(monkeypatch):
     counter = _CountingMLL(monkeypatch)
     budget = iter(range(5))
     with pytest.raises(FitCancelled):
-        fit_gp(U, Y, session.feature_map, cancel=lambda: next(budget, None) is None)
+        fit_gp(U, Y, FeatureMap.of(session), cancel=lambda: next(budget, None) is None)
     assert counter.calls == 5
 
 
@@ -176,8 +177,8 @@ def test_log_coordinates_reach_the_linear_optimum_in_fewer_evaluations(monkeypat
 
     session = load_session(SESSIONS / "cnn_hyperparameters.json")
     U = torch.as_tensor(session.search_space.sample_encoded(40, seed=3), dtype=torch.float64)
-    F = session.feature_map(U)
-    lo, hi = (torch.as_tensor(b, dtype=torch.float64) for b in session.feature_map.feature_bounds())
+    F = FeatureMap.of(session)(U)
+    lo, hi = (torch.as_tensor(b, dtype=torch.float64) for b in session.features.feature_bounds())
     Fn = (F - lo) / (hi - lo)
     Y = (torch.sin(3.0 * Fn).sum(-1) + 0.3 * Fn[:, 0] * Fn[:, 5]).unsqueeze(-1)
     counter = _CountingMLL(monkeypatch)
@@ -191,7 +192,7 @@ def test_log_coordinates_reach_the_linear_optimum_in_fewer_evaluations(monkeypat
                 monkeypatch.setattr(module, "lower_bounded", linear)
         torch.manual_seed(0)
         counter.calls = 0
-        fit = fit_gp(U, Y, session.feature_map, session.kernel)
+        fit = fit_gp(U, Y, FeatureMap.of(session), session.kernel)
         constraint = fit.model.likelihood.noise_covar.raw_noise_constraint
         assert (constraint._transform is None) == (coordinates == "linear")
         results[coordinates] = (fit.mll, counter.calls)

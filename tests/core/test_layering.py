@@ -44,3 +44,37 @@ def test_gui_never_imports_torch_and_core_never_imports_qt():
     for path in (PACKAGE / "core").rglob("*.py"):
         roots = _imported_roots(path)
         assert not roots & {"PySide6", "pyqtgraph", "shiboken6"}, f"{path} imports Qt"
+
+
+ROOT = PACKAGE.parent
+MODEL_LAYER = (
+    "errors", "schema", "space", "specs", "transforms", "session", "trials_io",
+    "kernels", "kernels.graph", "kernels.nodes", "kernels.priors", "kernels.text", "kernels.builders",
+    "surrogates.specs", "objectives.cnn_digits_options",
+)
+
+
+def test_import_linter_contracts_hold():
+    # pyproject.toml's contracts: the model layer imports no torch/gpytorch/botorch and no Qt, the
+    # core no Qt -- transitively, and imports inside functions count
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_the_model_layer_reads_and_checks_sessions_without_torch():
+    # at run time too: every model module imported, every shipped session read and checked
+    code = (
+        "import sys, glob\n"
+        + "".join(f"import lla_studio.core.{m}\n" for m in MODEL_LAYER)
+        + "from lla_studio.core.session import load_session\n"
+        "for p in sorted(glob.glob(sys.argv[1] + '/*.json')):\n"
+        "    s = load_session(p); s.summary(); s.features.feature_bounds()\n"
+        "heavy = sorted(m for m in ('torch', 'gpytorch', 'botorch', 'PySide6') if m in sys.modules)\n"
+        "print(heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "resources" / "sessions")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.session import load_session, session_from_dict, session_to_dict
 from lla_studio.core.study import Study, SurrogateFitted
 from lla_studio.core.surrogates.lla_fit import LLAFitter, lla_options
@@ -106,7 +107,7 @@ def test_the_lla_warm_start_is_a_function_of_the_training_data():
     Y = torch.sin(6 * U[:, :1]) + U[:, 1:] ** 2
 
     def fitter() -> LLAFitter:
-        return LLAFitter(spec, settings, session.feature_map, anchor=4, restart_every=3)
+        return LLAFitter(spec, settings, FeatureMap.of(session), anchor=4, restart_every=3)
 
     stepwise = fitter()
     for n in range(2, 12):
@@ -126,7 +127,7 @@ def test_the_lla_warm_start_is_a_function_of_the_training_data():
     V[5, 0] = 0.5
     assert stepwise.fit(V, Y).n_fits == 2
     # retraining from scratch needs no chain
-    cold = LLAFitter(spec, replace(settings, warm_start=False), session.feature_map, anchor=4)
+    cold = LLAFitter(spec, replace(settings, warm_start=False), FeatureMap.of(session), anchor=4)
     result = cold.fit(U, Y)
     assert result.n_fits == 1 and not result.model.report.warm_started
 
@@ -138,7 +139,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_run_continued_on_the_same_out_is_the_uninterrupted_run(tmp_path):
     """``lla-studio run --budget 10``, then ``run OUT/session.json --budget 13`` on the same ``--out``
     (two processes) write the trials of one uninterrupted 13-trial run (here, in the test's process)."""
-    from lla_studio.core.runner import trials_csv
+    from lla_studio.core.trials_io import trials_csv
 
     doc = _doc(13, 8, small_acquisition=True)
     session, out = tmp_path / "branin.json", tmp_path / "out"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.errors import SessionError
 from lla_studio.core.session import (
     dumps_session,
@@ -166,7 +167,7 @@ def test_cnn_session_has_the_hands_on_feature_space():
     import torch
 
     session = load_session(SESSIONS / "cnn_hyperparameters.json")
-    fmap = session.feature_map
+    fmap = FeatureMap.of(session)
     names = fmap.feature_names
     assert {
         "optimizer", "nesterov", "log_epochs", "log_batch_size", "log_max_lr", "log_warmup_fraction",

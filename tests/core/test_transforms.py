@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lla_studio.core.errors import SessionError, TransformError
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.session import load_session, session_from_dict, session_to_dict
 from lla_studio.core.space import ChoiceParameter, Condition, IntegerParameter, RealParameter, SearchSpace
 from lla_studio.core.transforms import (
@@ -47,7 +48,7 @@ def test_chain_output_names_and_values():
         AffineStep("x", scale=2.0, shift=1.0, name="x2"),
         RenameStep((("log_lr", "loglr"),)),
     ))
-    fmap = chain.compile(SPACE)
+    fmap = FeatureMap(SPACE, chain)
     assert fmap.feature_names == (
         "optimizer_adam", "optimizer_sgd", "optimizer_rms_prop", "loglr",
         "width_logmean", "w1_ratio", "w2_ratio", "w3_ratio", "x2",
@@ -64,7 +65,7 @@ def test_chain_output_names_and_values():
 
 def test_feature_bounds_enclose_samples_and_are_attained():
     chain = TransformChain((GroupRatioStep(("w1", "w2", "w3"), group="width"), LogStep(("lr",))))
-    fmap = chain.compile(SPACE)
+    fmap = FeatureMap(SPACE, chain)
     bounds = fmap.feature_bounds()
     feats = fmap.features_of(SPACE.sample(512, seed=1))
     assert np.all(feats >= bounds[0] - 1e-9) and np.all(feats <= bounds[1] + 1e-9)
@@ -75,7 +76,7 @@ def test_feature_bounds_enclose_samples_and_are_attained():
 
 
 def test_plain_ratios_option():
-    fmap = TransformChain((GroupRatioStep(("w1", "w2"), group="g", log_ratios=False),)).compile(SPACE)
+    fmap = FeatureMap(SPACE, TransformChain((GroupRatioStep(("w1", "w2"), group="g", log_ratios=False),)))
     f = fmap.features_of([{"optimizer": "adam", "lr": 0.1, "w1": 4, "w2": 64, "w3": 16, "x": 0.0}])[0]
     names = fmap.feature_names
     assert math.isclose(f[names.index("w1_ratio")], 4 / 16, rel_tol=1e-12)
@@ -83,7 +84,7 @@ def test_plain_ratios_option():
 
 
 def test_features_are_differentiable_in_the_encoding():
-    fmap = TransformChain((LogStep(("lr",)),)).compile(SPACE)
+    fmap = FeatureMap(SPACE, TransformChain((LogStep(("lr",)),)))
     U = torch.full((1, SPACE.dim), 0.3, dtype=torch.float64, requires_grad=True)
     fmap(U)[0, fmap.feature_names.index("log_lr")].backward()
     # log_lr = log(1e-4) + u * (log 1 - log 1e-4): derivative log(1e4)
@@ -103,7 +104,7 @@ def test_features_are_differentiable_in_the_encoding():
 )
 def test_bad_chains_name_the_step_and_feature(step, match):
     with pytest.raises(TransformError, match=match):
-        TransformChain((step,)).compile(SPACE)
+        FeatureMap(SPACE, TransformChain((step,)))
 
 
 def test_chain_from_dict_errors_name_the_path():
@@ -115,7 +116,7 @@ def test_chain_from_dict_errors_name_the_path():
 
 def test_shipped_cnn_session_uses_orthogonal_groups():
     session = load_session(SESSIONS / "cnn_hyperparameters.json")
-    names = session.feature_map.feature_names
+    names = session.features.feature_names
     for group in ("weight_decay", "width"):
         assert f"{group}_logmean" in names
     assert sum(n.startswith("weight_decay_") and n.endswith("_ratio") for n in names) == 5
@@ -124,7 +125,7 @@ def test_shipped_cnn_session_uses_orthogonal_groups():
 
 def test_inactive_parameters_do_not_move_the_features():
     session = load_session(SESSIONS / "cnn_hyperparameters.json")
-    space, fmap = session.search_space, session.feature_map
+    space, fmap = session.search_space, FeatureMap.of(session)
     adam = {**space.default_config(), "optimizer": "adam"}
     U = torch.as_tensor(space.encode_many([adam, adam]), dtype=torch.float64)
     # scramble the coordinates of the sgd-only parameters in the second row: features must not change
@@ -168,7 +169,7 @@ def _columns(configs):
 
 @pytest.mark.parametrize("op, feats, reference", COMBINES, ids=COMBINE_IDS)
 def test_combine_values_match_numpy(op, feats, reference):
-    fmap = TransformChain((CombineStep(op, feats, "z"),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep(op, feats, "z"),)))
     configs = SIGNED.sample(200, seed=7)
     got = fmap.features_of(configs)
     names = fmap.feature_names
@@ -181,7 +182,7 @@ def test_combine_values_match_numpy(op, feats, reference):
 
 @pytest.mark.parametrize("op, feats, reference", COMBINES, ids=COMBINE_IDS)
 def test_combine_bounds_enclose_samples_and_are_reached_at_corners(op, feats, reference):
-    fmap = TransformChain((CombineStep(op, feats, "z", keep=False),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep(op, feats, "z", keep=False),)))
     assert "z" in fmap.feature_names and not set(feats) & set(fmap.feature_names)
     j = fmap.feature_names.index("z")
     lo, hi = fmap.feature_bounds()[:, j]
@@ -201,16 +202,16 @@ def test_combine_bounds_enclose_samples_and_are_reached_at_corners(op, feats, re
 
 def test_combine_bounds_of_a_signed_product_by_hand():
     # [-2, 3] * [-1, -0.25]: corners 2, 0.5, -3, -0.75
-    fmap = TransformChain((CombineStep("product", ("a", "c"), "z"),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep("product", ("a", "c"), "z"),)))
     np.testing.assert_allclose(fmap.feature_bounds()[:, fmap.feature_names.index("z")], [-3.0, 2.0], rtol=0)
     # [-2, 3] / [-1, -0.25] = [-2, 3] * [-4, -1]
-    fmap = TransformChain((CombineStep("ratio", ("a", "c"), "z"),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep("ratio", ("a", "c"), "z"),)))
     np.testing.assert_allclose(fmap.feature_bounds()[:, fmap.feature_names.index("z")], [-12.0, 8.0], rtol=0)
 
 
 @pytest.mark.parametrize("op, feats, reference", COMBINES, ids=COMBINE_IDS)
 def test_combine_gradients(op, feats, reference):
-    fmap = TransformChain((CombineStep(op, feats, "z"),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep(op, feats, "z"),)))
     gen = torch.Generator().manual_seed(3)
     U = (0.05 + 0.9 * torch.rand(4, SIGNED.dim, generator=gen, dtype=torch.float64)).requires_grad_(True)
     assert torch.autograd.gradcheck(fmap, (U,), eps=1e-6, atol=1e-7)
@@ -218,10 +219,10 @@ def test_combine_gradients(op, feats, reference):
 
 def test_declared_bounds_replace_the_derived_ones():
     step = CombineStep("sum", ("a", "b"), "z", low=-10.0, high=10.0)
-    fmap = TransformChain((step,)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((step,)))
     np.testing.assert_array_equal(fmap.feature_bounds()[:, fmap.feature_names.index("z")], [-10.0, 10.0])
     # one declared end, the other derived ([-1.5, 7])
-    fmap = TransformChain((CombineStep("sum", ("a", "b"), "z", high=8.0),)).compile(SIGNED)
+    fmap = FeatureMap(SIGNED, TransformChain((CombineStep("sum", ("a", "b"), "z", high=8.0),)))
     np.testing.assert_array_equal(fmap.feature_bounds()[:, fmap.feature_names.index("z")], [-1.5, 8.0])
 
 
@@ -231,7 +232,7 @@ def test_combining_conditional_features_uses_their_placeholders():
         RealParameter("momentum", 0.0, 0.99, default=0.9, conditions=(Condition("optimizer", ("sgd",)),)),
         RealParameter("fraction", 0.0, 1.0, default=0.5, conditions=(Condition("optimizer", ("sgd",)),)),
     ])
-    fmap = TransformChain((CombineStep("product", ("fraction", "momentum"), "min_momentum"),)).compile(space)
+    fmap = FeatureMap(space, TransformChain((CombineStep("product", ("fraction", "momentum"), "min_momentum"),)))
     f = fmap.features_of([{"optimizer": "adam"}, {"optimizer": "sgd", "momentum": 0.8, "fraction": 0.25}])
     j = fmap.feature_names.index("min_momentum")
     assert f[0, j] == pytest.approx(0.9 * 0.5, rel=1e-12) and f[1, j] == pytest.approx(0.2, rel=1e-12)
@@ -262,11 +263,11 @@ def test_combining_conditional_features_uses_their_placeholders():
 )
 def test_bad_combine_steps_name_the_step_and_feature(make, match):
     with pytest.raises(TransformError, match=match):
-        TransformChain((make(),)).compile(SPACE)
+        FeatureMap(SPACE, TransformChain((make(),)))
 
 
 def test_combine_in_place_of_an_input_may_reuse_its_name():
-    fmap = TransformChain((CombineStep("product", ("lr", "x"), "lr", keep=False),)).compile(SPACE)
+    fmap = FeatureMap(SPACE, TransformChain((CombineStep("product", ("lr", "x"), "lr", keep=False),)))
     assert fmap.feature_names == ("optimizer", "lr", "w1", "w2", "w3")
     f = fmap.features_of([{"optimizer": "sgd", "lr": 0.5, "w1": 8, "w2": 16, "w3": 32, "x": -0.5}])[0]
     assert f[1] == pytest.approx(-0.25, rel=1e-12)
@@ -315,7 +316,7 @@ def test_bad_combine_steps_in_a_session_name_the_json_path(change, match):
 
 def test_combine_in_a_session_reads_and_computes():
     session = session_from_dict(_branin_doc({**GOOD, "keep": False, "high": 7.0}))
-    fmap = session.feature_map
+    fmap = FeatureMap.of(session)
     # x1s and s consumed; z takes x1s's place
     assert fmap.feature_names == ("z", "t", "x2")
     np.testing.assert_allclose(fmap.feature_bounds()[:, 0], [0.0, 7.0], atol=1e-15)
@@ -338,7 +339,7 @@ def test_combine_json_round_trip():
     again = transform_chain_from_dict(json.loads(json.dumps(listed)))
     assert again == chain
     assert again.to_list() == listed
-    assert again.compile(SPACE).feature_names == chain.compile(SPACE).feature_names
+    assert FeatureMap(SPACE, again).feature_names == FeatureMap(SPACE, chain).feature_names
     # a version-1 session with combine steps: written and read back, the same session
     session = session_from_dict(_branin_doc(copy.deepcopy(GOOD)))
     written = session_to_dict(session)

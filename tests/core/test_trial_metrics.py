@@ -10,11 +10,10 @@ import pytest
 
 from lla_studio.core.errors import ObjectiveError, SessionError
 from lla_studio.core.objectives import make_objective
-from lla_studio.core.runner import trials_csv
 from lla_studio.core.session import dumps_session, load_session, loads_session, session_from_dict, session_to_dict
 from lla_studio.core.specs import ObjectiveSpec, Trial
 from lla_studio.core.study import Study
-from lla_studio.core.trials_io import parse_trial_rows, parse_trials_csv
+from lla_studio.core.trials_io import parse_trial_rows, parse_trials_csv, trials_csv
 
 SESSIONS = Path(__file__).resolve().parents[2] / "resources" / "sessions"
 

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.session import load_session, session_from_dict, session_to_dict
 from lla_studio.engine.messages import Load, SnapshotReady
 from lla_studio.engine.study_server import StudySnapshot, snapshot_of_session, trials_of_view
@@ -31,14 +32,13 @@ def test_every_shipped_session_crosses_the_process_boundary_as_data(name):
     bug: Run did nothing for such sessions); its document does, and rebuilds the same session."""
     session = load_session(SESSIONS / name)
     session = session.with_trials(tuple(session.trials))
-    session.feature_map  # compiled (cached) as the study would: must not travel
     msg = pickle.loads(pickle.dumps(Load(session_to_dict(session), 7)))
     assert msg.load_id == 7 and session_from_dict(msg.document) == session
     snap = pickle.loads(pickle.dumps(SnapshotReady(snapshot_of_session(session)))).snapshot
     assert trials_of_view(snap.trials) == session.trials
     if session.transforms.steps:  # the live object itself does not cross
         with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
-            pickle.dumps(session.feature_map)
+            pickle.dumps(FeatureMap.of(session))
 
 
 def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):

@@ -20,6 +20,7 @@ from collections import Counter
 import pytest
 from PySide6.QtCore import QSettings
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.gui.main_window import MainWindow
 
 NUMERICAL = (
@@ -94,7 +95,7 @@ def test_the_hook_sees_a_fit_on_the_gui_thread():
     calls = _GuiThreadCalls()
     sys.setprofile(calls)
     try:
-        fit_gp(U, Y, session.feature_map)
+        fit_gp(U, Y, FeatureMap.of(session))
     finally:
         sys.setprofile(None)
     found = calls.numerical()

@@ -11,7 +11,9 @@ from PySide6.QtCore import QSettings
 from lla_studio.core.session import load_session
 from lla_studio.gui.main_window import MainWindow, default_session_path
 
-SESSIONS = sorted(default_session_path().parent.glob("*.json"))
+ALL_SESSIONS = sorted(default_session_path().parent.glob("*.json"))
+SESSIONS = [p for p in ALL_SESSIONS if not json.loads(p.read_text()).get("trials")]
+DATA_SETS = [p for p in ALL_SESSIONS if p not in SESSIONS]  # sessions shipped with their trials
 
 
 def _open(qtbot, tmp_path, path):
@@ -65,6 +67,27 @@ def test_shipped_session_runs_in_the_studio(qtbot, tmp_path, path):
         # the window's session is the loaded one with the study's trials
         assert [t.id for t in w.current_session().trials] == [0, 1, 2]
         assert w.current_session().search_space == session.search_space
+    finally:
+        w.shutdown()
+
+
+@pytest.mark.parametrize("path", DATA_SETS, ids=[p.stem for p in DATA_SETS])
+def test_a_shipped_data_set_opens_and_continues_in_the_studio(qtbot, tmp_path, path):
+    """A session shipped with its trials (the 120-run CNN data set) opens with every trial in the
+    table, and one more Step fits the surrogate on all of them and proposes and evaluates a trial."""
+    doc = json.loads(path.read_text())
+    n = len(doc["trials"])
+    doc["loop"] = {**doc["loop"], "budget": n + 1}
+    copy = tmp_path / path.name
+    copy.write_text(json.dumps(doc))
+    w = _open(qtbot, tmp_path, copy)
+    try:
+        qtbot.waitUntil(lambda: w.trials.rowCount() == n, timeout=60_000)  # after the study's first snapshot
+        w.step()
+        qtbot.waitUntil(lambda: _completed(w) == n + 1, timeout=180_000)
+        assert not w.errors, w.errors
+        assert w.latest.trials[n]["source"] == "model" and len(w.latest.hyperparameters) == 1
+        assert w.trials.rowCount() == n + 1
     finally:
         w.shutdown()
 

@@ -14,7 +14,7 @@ from lla_studio.core.surrogates.lla import LLASettings
 from lla_studio.core.surrogates.lla_fit import DEFAULT_NETWORK, lla_options
 from lla_studio.core.surrogates.networks import MLPSpec, build, network_from_dict
 from lla_studio.gui import surrogate_editor as module
-from lla_studio.gui.surrogate_editor import SurrogateEditor, count_weights
+from lla_studio.gui.surrogate_editor import SurrogateEditor
 
 
 def _type(line_edit, text: str) -> None:
@@ -81,7 +81,7 @@ def test_the_shipped_sessions_are_found():
 @pytest.mark.parametrize("path", SESSIONS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_round_trip_of_each_shipped_session(editor, path):
     session = load_session(path)
-    editor.set_spec(session.surrogate, session.feature_map.num_features)
+    editor.set_spec(session.surrogate, session.features.num_features)
     assert editor.valid and editor.error == ""
     assert editor.spec() == session.surrogate
     assert editor.emitted == [] and editor.validity == []
@@ -242,7 +242,7 @@ def test_cnn_core_errors_land_on_their_fields(editor):
 )
 def test_weight_count_matches_the_built_network(network, n):
     net = build(network_from_dict(network), n)
-    assert count_weights(network, n) == (sum(p.numel() for p in net.parameters()), sum(p.numel() for p in net[-1].parameters()))
+    assert network_from_dict(network).n_weights(n) == (sum(p.numel() for p in net.parameters()), sum(p.numel() for p in net[-1].parameters()))
 
 
 # ---------------------------------------------------------------------- settings

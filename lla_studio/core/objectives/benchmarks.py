@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lla_studio.core.errors import ObjectiveError
+from lla_studio.core.errors import BenchmarkOptionError, ObjectiveError
 from lla_studio.core.schema import brief
 from lla_studio.core.space import RealParameter, SearchSpace
 
@@ -172,7 +172,7 @@ def _digits_options(options: Mapping[str, Any]) -> Any:
 
 
 def _cnn_digits_options(options: Mapping[str, Any]) -> Any:
-    from lla_studio.core.objectives.cnn_digits import cnn_digits_options
+    from lla_studio.core.objectives.cnn_digits_options import cnn_digits_options
 
     return cnn_digits_options(options)
 
@@ -192,16 +192,6 @@ reads (``dim`` goes to :func:`get_benchmark`, ``noise_std`` to the noise it adds
 
 MAX_BENCHMARK_DIM = 10_000
 """Largest ``dim`` of ackley (a search space of that many parameters is already beyond a GP)."""
-
-
-class BenchmarkOptionError(ObjectiveError):
-    """A benchmark name or option a session cannot run; ``field`` is its path below the objective
-    (``"name"``, ``"options"``, ``"options.dim"``), ``reason`` the message without it."""
-
-    def __init__(self, reason: str, field: str) -> None:
-        super().__init__(f"objective.{field}: {reason}")
-        self.reason = reason
-        self.field = field
 
 
 def benchmark_names() -> Sequence[str]:

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from lla_studio.core.errors import ObjectiveError
+from lla_studio.core.objectives.cnn_digits_options import CNN_DIGITS_OPTIONS, METRICS, CNNDigitsOptions, cnn_digits_options
 
 __all__ = [
     "CNN_DIGITS_OPTIONS",
@@ -78,8 +79,6 @@ __all__ = [
     "cnn_digits_options",
 ]
 
-CNN_DIGITS_OPTIONS = ("metric", "seed", "split_seed")
-METRICS = ("log_val_loss", "val_loss", "val_error")
 PARAMETERS = (
     "optimizer", "nesterov", "epochs", "batch_size",
     "weight_decay_conv1", "weight_decay_conv2", "weight_decay_conv3", "weight_decay_dense", "weight_decay_output",
@@ -90,41 +89,6 @@ _SGD_ONLY = ("nesterov", "max_momentum", "min_momentum_fraction")
 CHANCE_LOSS = math.log(10.0)
 CHANCE_ERROR = 0.9
 _SPLIT = (0.6, 0.2, 0.2)
-
-
-@dataclass(frozen=True)
-class CNNDigitsOptions:
-    """Options of the ``cnn-digits`` objective.
-
-    Args:
-        metric: What the study minimizes (:data:`METRICS`).
-        seed: Seed of the network's initialization and of the shuffling.
-        split_seed: Seed of the stratified train / validation / test split.
-    """
-
-    metric: str = "log_val_loss"
-    seed: int = 0
-    split_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ObjectiveError(f"cnn-digits objective: option 'metric' must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        for name in ("seed", "split_seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ObjectiveError(f"cnn-digits objective: option {name!r} must be an integer >= 0, got {v!r}")
-
-
-def cnn_digits_options(options: Mapping[str, Any]) -> CNNDigitsOptions:
-    """Validate a session's objective options (unknown keys refused, naming them)."""
-    unknown = sorted(set(options) - set(CNN_DIGITS_OPTIONS))
-    if unknown:
-        raise ObjectiveError(f"cnn-digits objective: unknown option(s) {unknown} (allowed: {', '.join(CNN_DIGITS_OPTIONS)})")
-    values = {k: options[k] for k in CNN_DIGITS_OPTIONS if k in options}
-    for key, v in list(values.items()):
-        if isinstance(v, float) and v.is_integer():
-            values[key] = int(v)
-    return CNNDigitsOptions(**values)
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,12 @@ from botorch.optim.utils import get_parameters_and_bounds
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from linear_operator.utils.errors import NanError, NotPSDError
 
-from lla_studio.core.errors import Cancelled, SurrogateFitError
-from lla_studio.core.kernels import KernelGraph, compile_kernel, default_kernel
-from lla_studio.core.kernels.compile import lower_bounded
-from lla_studio.core.transforms import FeatureMap
+from lla_studio.core.errors import FitCancelled, SurrogateFitError
+from lla_studio.core.kernels import KernelGraph, default_kernel
+from lla_studio.core.kernels.compile import compile_kernel, lower_bounded
+from lla_studio.core.features import FeatureMap
 
 __all__ = ["FeatureInputTransform", "FitCancelled", "GPFit", "fit_gp", "gp_hyperparameters"]
-
-
-class FitCancelled(Cancelled):
-    """Raised inside a fit when the cancel token fires."""
 
 
 class FeatureInputTransform(InputTransform):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,16 +34,15 @@ from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DenseLinearOperator
 from torch import Tensor, nn
 
-from lla_studio.core.errors import LLAStudioError, SurrogateFitError
-from lla_studio.core.schema import brief
+from lla_studio.core.errors import SurrogateFitError
 from lla_studio.core.surrogates.jacobians import JacobianFeatures, network_features
 from lla_studio.core.surrogates.map_training import (
-    OPTIMIZERS,
     FitCancelled,
     MAPTrainingResult,
     train_map,
 )
-from lla_studio.core.surrogates.networks import NetworkSpec, build
+from lla_studio.core.surrogates.networks import build
+from lla_studio.core.surrogates.specs import LLASettings, LLASettingsError, NetworkSpec, _positive
 
 __all__ = [
     "FitCancelled",
@@ -55,154 +54,11 @@ __all__ = [
     "laplace_log_evidence",
 ]
 
-SUBSETS = ("all", "last_layer")
-TUNINGS = ("posthoc", "online", "none")
-_BUDGETS = {
-    "lbfgs": {"max_epochs": 50, "warm_max_epochs": 10, "patience": 3, "online_every": 5},
-    "adam": {"max_epochs": 2000, "warm_max_epochs": 300, "patience": 50, "online_every": 200},
-}
 _MIN_VARIANCE = 1e-12  # floor of predictive variances on the standardized scale
 # Nugget added to joint (q > 1) covariances on the standardized scale: the joint LLA
 # covariance of many points can be singular (a ReLU network's Jacobian is affine in x on each
 # linear region), and this keeps a Cholesky (botorch's sampler) from needing jitter.
 _JOINT_NUGGET = {torch.float64: 1e-10, torch.float32: 1e-6}
-
-
-class LLASettingsError(LLAStudioError, ValueError):
-    """Invalid LLA settings; the message names the field."""
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise LLASettingsError(f"{name}: must be a number > 0, got {brief(value)}")
-    try:
-        x = float(value)
-    except OverflowError:  # an int beyond float64
-        x = math.inf
-    if not math.isfinite(x):
-        raise LLASettingsError(f"{name}: must be finite, got {brief(value)}")
-    return x
-
-
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LLASettingsError(f"{name}: must be an integer >= {minimum}, got {brief(value)}")
-    return value
-
-
-@dataclass(frozen=True)
-class LLASettings:
-    """Settings of an LLA fit. ``delta``/``sigma`` live on the standardized-target scale.
-
-    Attributes:
-        subset_of_weights: ``"all"`` (full LLA) or ``"last_layer"`` (J over the last layer).
-        prior_precision: Initial ``delta`` (the weight decay of MAP training).
-        noise_std: Initial ``sigma`` (standardized targets).
-        optimizer: ``"lbfgs"`` (default; one epoch = up to 20 strong-Wolfe iterations) or
-            ``"adam"`` (one epoch = one step), both full batch.
-        learning_rate: Adam peak step size (reached after ``warmup`` steps).
-        warmup: Adam linear step-size warm-up, in steps.
-        max_epochs: Epoch budget from scratch (None: 50 for L-BFGS, 2000 for Adam).
-        warm_max_epochs: Epoch budget when warm-started (None: 10 for L-BFGS, 300 for Adam).
-        patience: Early stopping: epochs without relative improvement ``rel_tol`` of the
-            best loss (None: 3 for L-BFGS, 50 for Adam).
-        rel_tol: Relative loss improvement that counts as progress.
-        warm_start: Start from ``previous`` weights when given (False: retrain from scratch).
-        seed: Seed of the initialization when training from scratch.
-        tuning: ``"posthoc"`` (after training, default), ``"online"`` (every
-            ``online_every`` steps during training) or ``"none"``.
-        tune_prior_precision: Tune ``delta`` on the evidence.
-        tune_noise: Tune ``sigma`` on the evidence.
-        online_every: Period of online tuning, in epochs (None: 5 for L-BFGS, 200 for Adam).
-        prior_precision_bounds: Box for tuned ``delta``.
-        noise_std_bounds: Box for tuned ``sigma``.
-        max_tuning_iterations: L-BFGS-B iterations per tuning round.
-        chunk_size: Points per Jacobian chunk in prediction.
-    """
-
-    subset_of_weights: str = "all"
-    prior_precision: float = 1.0
-    noise_std: float = 0.1
-    optimizer: str = "lbfgs"
-    learning_rate: float = 1e-2
-    warmup: int = 50
-    max_epochs: int | None = None
-    warm_max_epochs: int | None = None
-    patience: int | None = None
-    rel_tol: float = 1e-4
-    warm_start: bool = True
-    seed: int = 0
-    tuning: str = "posthoc"
-    tune_prior_precision: bool = True
-    tune_noise: bool = True
-    online_every: int | None = None
-    prior_precision_bounds: tuple[float, float] = (1e-4, 1e4)
-    noise_std_bounds: tuple[float, float] = (1e-3, 2.0)
-    max_tuning_iterations: int = 200
-    chunk_size: int = 2048
-
-    def __post_init__(self) -> None:
-        if self.subset_of_weights not in SUBSETS:
-            raise LLASettingsError(
-                f"subset_of_weights: expected one of {SUBSETS}, got {brief(self.subset_of_weights)}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise LLASettingsError(
-                f"optimizer: expected one of {OPTIMIZERS}, got {brief(self.optimizer)}"
-            )
-        if self.tuning not in TUNINGS:
-            raise LLASettingsError(f"tuning: expected one of {TUNINGS}, got {brief(self.tuning)}")
-        for name in ("prior_precision", "noise_std", "learning_rate", "rel_tol"):
-            object.__setattr__(self, name, _positive(name, getattr(self, name)))
-        for name, minimum in (
-            ("max_epochs", 0), ("warm_max_epochs", 0), ("patience", 1), ("online_every", 1)
-        ):
-            if getattr(self, name) is not None:
-                _count(name, getattr(self, name), minimum)
-        _count("warmup", self.warmup, 0)
-        _count("seed", self.seed, 0)
-        _count("max_tuning_iterations", self.max_tuning_iterations, 1)
-        _count("chunk_size", self.chunk_size, 1)
-        for name in ("warm_start", "tune_prior_precision", "tune_noise"):
-            if not isinstance(getattr(self, name), bool):
-                raise LLASettingsError(
-                    f"{name}: must be true or false, got {brief(getattr(self, name))}"
-                )
-        for name in ("prior_precision_bounds", "noise_std_bounds"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise LLASettingsError(f"{name}: expected [low, high], got {brief(value)}")
-            lo, hi = value
-            lo, hi = _positive(f"{name}[0]", lo), _positive(f"{name}[1]", hi)
-            if not lo < hi:
-                raise LLASettingsError(f"{name}: needs low < high, got [{lo}, {hi}]")
-            object.__setattr__(self, name, (lo, hi))
-
-    def budget(self, name: str) -> int:
-        """``max_epochs``, ``warm_max_epochs``, ``patience`` or ``online_every``, with None
-        resolved to the optimizer's default."""
-        value = getattr(self, name)
-        return _BUDGETS[self.optimizer][name] if value is None else value
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["prior_precision_bounds"] = list(self.prior_precision_bounds)
-        out["noise_std_bounds"] = list(self.noise_std_bounds)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LLASettings:
-        if not isinstance(data, Mapping):
-            raise LLASettingsError(f"settings: expected an object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise LLASettingsError(f"{key}: unknown LLA setting")
-        kwargs = dict(data)
-        for name in ("prior_precision_bounds", "noise_std_bounds"):
-            if name in kwargs and isinstance(kwargs[name], list):
-                kwargs[name] = tuple(kwargs[name])
-        return cls(**kwargs)
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,17 @@ The network sees the session's features normalized to the unit cube (through
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from botorch.models.model import Model
 
-from lla_studio.core.errors import LLAStudioError, SessionError, SurrogateFitError
+from lla_studio.core.errors import SurrogateFitError
 from lla_studio.core.surrogates.lla import LinearizedLaplaceModel, LLAFitReport, LLASettings, fit_lla
-from lla_studio.core.surrogates.networks import network_from_dict
-from lla_studio.core.transforms import FeatureMap
+from lla_studio.core.surrogates.specs import DEFAULT_NETWORK, lla_options
+from lla_studio.core.features import FeatureMap
 
 __all__ = [
     "DEFAULT_NETWORK",
@@ -34,41 +34,6 @@ __all__ = [
     "fit_lla_for_study",
     "lla_options",
 ]
-
-DEFAULT_NETWORK: dict[str, Any] = {"network": "mlp", "widths": [50, 50], "activation": "tanh"}
-
-
-def lla_options(options: Mapping[str, Any], path: str = "surrogate") -> tuple[Any, LLASettings]:
-    """Validate a session's LLA options into a network spec and settings.
-
-    ``network`` and ``settings`` must be objects (each optional). Errors are
-    :class:`SessionError` at ``<path>.network`` / ``<path>.settings`` whose reason starts with the
-    field (``activation: unknown activation 'swish', ...``).
-    """
-    from lla_studio.core.schema import type_name
-    from lla_studio.core.specs import thaw
-
-    if not isinstance(options, Mapping):
-        raise SessionError(f"expected an object, got {type_name(options)}", path)
-    unknown = set(options) - {"network", "settings"}
-    if unknown:
-        raise SessionError(f"unknown LLA option(s) {sorted(unknown, key=str)} (allowed: network, settings)", path)
-    sections = {}
-    for key, default in (("network", DEFAULT_NETWORK), ("settings", {})):
-        value = options.get(key, default)
-        if not isinstance(value, Mapping):
-            raise SessionError(f"expected an object, got {type_name(value)}", f"{path}.{key}")
-        sections[key] = thaw(value)  # plain dicts and lists, as in the JSON
-    try:
-        spec = network_from_dict(sections["network"])
-    except LLAStudioError as err:
-        raise SessionError(str(err), f"{path}.network") from None
-    try:
-        settings = LLASettings.from_dict(sections["settings"])
-    except LLAStudioError as err:
-        raise SessionError(str(err), f"{path}.settings") from None
-    return spec, settings
-
 
 class FeatureSpaceModel(Model):
     """Unit-cube encodings -> normalized features -> the wrapped model (an LLA)."""
@@ -220,7 +185,7 @@ class LLAFitter:
     @classmethod
     def for_session(cls, session: Any) -> LLAFitter:
         spec, settings = lla_options(session.surrogate.options)
-        return cls(spec, settings, session.feature_map, anchor=session.loop.initial_design)
+        return cls(spec, settings, FeatureMap.of(session), anchor=session.loop.initial_design)
 
     def cold_start(self, n: int) -> int:
         """Number of trials of the cold fit that the chain ending at ``n`` trials starts from."""

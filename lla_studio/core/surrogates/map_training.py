@@ -17,16 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lla_studio.core.errors import Cancelled, LLAStudioError, SurrogateFitError
+from lla_studio.core.errors import FitCancelled, SurrogateFitError
+from lla_studio.core.surrogates.specs import OPTIMIZERS
 
 __all__ = ["FitCancelled", "MAPTrainingResult", "OPTIMIZERS", "train_map"]
 
-OPTIMIZERS = ("adam", "lbfgs")
 LBFGS_ITERATIONS_PER_EPOCH = 20
-
-
-class FitCancelled(Cancelled, RuntimeError):
-    """The fit was cancelled by its ``cancel`` callable; the model was left unfitted."""
 
 
 @dataclass(frozen=True)

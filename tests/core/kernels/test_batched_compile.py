@@ -19,6 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lla_studio.core.features import FeatureMap
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels import (
     Gamma,
@@ -33,11 +34,11 @@ from lla_studio.core.kernels import (
     RQNode,
     ScaleNode,
     SumNode,
-    compile_kernel,
     default_kernel,
     hands_on_kernel,
     parse_kernel,
 )
+from lla_studio.core.kernels.compile import compile_kernel
 from lla_studio.core.kernels.batched import BatchedGraphKernel
 from lla_studio.core.session import load_session
 from lla_studio.core.surrogates.gp import gp_hyperparameters
@@ -303,7 +304,7 @@ def test_outer_batch_shape_matches_naive_and_indexes():
 
 def _cnn_data(n: int):
     session = load_session(SESSIONS / "cnn_hyperparameters.json")
-    fmap = session.feature_map
+    fmap = FeatureMap.of(session)
     U = torch.as_tensor(session.search_space.encode_many(session.search_space.sample(n, seed=0)), dtype=DT)
     bounds = torch.as_tensor(fmap.feature_bounds(), dtype=DT)
     X = (fmap(U) - bounds[0]) / (bounds[1] - bounds[0])
@@ -313,7 +314,7 @@ def _cnn_data(n: int):
 
 
 def _model(session, X, Y, batched_: bool) -> SingleTaskGP:
-    covar = compile_kernel(session.kernel, session.feature_map.feature_names, dtype=DT, batched=batched_)
+    covar = compile_kernel(session.kernel, session.features.feature_names, dtype=DT, batched=batched_)
     return SingleTaskGP(X, Y, covar_module=covar, outcome_transform=Standardize(m=1))
 
 

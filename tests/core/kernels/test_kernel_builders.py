@@ -18,12 +18,12 @@ from lla_studio.core.kernels import (
     ProductNode,
     ScaleNode,
     SumNode,
-    compile_kernel,
     default_kernel,
     format_kernel,
     hands_on_kernel,
     parse_kernel,
 )
+from lla_studio.core.kernels.compile import compile_kernel
 
 FEATURES = ["momentum", "log_width", "log_lr", "dropout"]
 

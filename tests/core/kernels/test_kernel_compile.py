@@ -32,9 +32,9 @@ from lla_studio.core.kernels import (
     RQNode,
     ScaleNode,
     SumNode,
-    compile_kernel,
     parse_kernel,
 )
+from lla_studio.core.kernels.compile import compile_kernel
 
 # A non-trivial feature order: leaves pick columns out of order.
 FEATURES = ["log_lr", "momentum", "log_batch", "dropout", "log_wd"]

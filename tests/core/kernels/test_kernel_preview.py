@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lla_studio.core.errors import KernelGraphError
-from lla_studio.core.kernels import compile_kernel, parse_kernel
+from lla_studio.core.kernels import parse_kernel
+from lla_studio.core.kernels.compile import compile_kernel
 from lla_studio.core.kernels.preview import SliceSpec, grid_inputs, prior_covariance, prior_samples
 
 FEATURES = ["f", "g", "h"]
