@@ -37,6 +37,7 @@ LLA's only up to n = ``--lla-refit-max-n``: one LLA fit is ~3 s). Median and [mi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -91,14 +92,21 @@ def botorch_prior_kernel(graph: Any) -> Any:
     return parse_kernel(new)
 
 
+@functools.lru_cache(maxsize=1)
+def _data() -> Any:
+    """The data set's session, read once per worker process."""
+    from lla_studio.core.session import load_session
+
+    return load_session(DATA)
+
+
 def model_setup(model: str) -> tuple[Any, Any]:
     """``(session, kernel graph or None for the LLA)`` of one model on the data set."""
     from lla_studio.core.kernels import default_kernel
-    from lla_studio.core.session import load_session
     from lla_studio.core.specs import SurrogateSpec
     from lla_studio.core.transforms import TransformChain
 
-    session = load_session(DATA)
+    session = _data()
     if model == "hands-on":
         return session, session.kernel
     if model == "hands-on, joint training":

@@ -202,7 +202,7 @@ def summarize(results: dict[str, Any], seeds: int, budget: int) -> str:
     for r in rows:
         lines.append(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
     failed = {m: sum(e.get("failed", 0) for e in extra[m].values()) for m in methods}
-    model = {m: sum(src.count("model") for e in extra[m].values() for src in [e.get("sources", [])]) for m in methods}
+    model = {m: sum(e.get("sources", []).count("model") for e in extra[m].values()) for m in methods}
     lines.append("")
     lines.append(f"failed evaluations: {failed}; model-based proposals: {model}; "
                  "evals to Sobol's best: the first evaluation at which the method's best <= Sobol's best after "

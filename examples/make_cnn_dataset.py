@@ -56,13 +56,14 @@ def dataset_session(n: int = 120, seed: int = DATASET_SEED) -> Any:
     )
 
 
-def proposed_configs(session: Any) -> list[dict[str, Any]]:
-    """The study's initial design, in its order (as ``lla-studio run`` would propose it)."""
+def proposed(session: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """A study of ``session`` holding its initial design as proposals, and their configurations in
+    its order (as ``lla-studio run`` would propose them)."""
     from lla_studio.core.study import Study, TrialProposed
 
     study = Study(session)
     events = study.ask(q=session.loop.initial_design)
-    return [e.trial.config for e in events if isinstance(e, TrialProposed)]
+    return study, [dict(e.trial.config) for e in events if isinstance(e, TrialProposed)]
 
 
 def _evaluate(objective_spec: Any, config: dict[str, Any]) -> tuple[float, dict[str, float], float]:
@@ -77,7 +78,7 @@ def _evaluate(objective_spec: Any, config: dict[str, Any]) -> tuple[float, dict[
 def evaluate_all(session: Any, configs: list[dict[str, Any]], workers: int) -> list[tuple[float, dict[str, float], float]]:
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_evaluate, session.objective, dict(c)) for c in configs]
+        futures = [pool.submit(_evaluate, session.objective, c) for c in configs]
         results = []
         for i, f in enumerate(futures):
             results.append(f.result())
@@ -100,18 +101,17 @@ def main() -> int:
         return 2
 
     from lla_studio.core.session import load_session, save_session
-    from lla_studio.core.study import Study
 
     session = dataset_session(args.n, args.seed)
-    configs = proposed_configs(session)
+    study, configs = proposed(session)
     if args.check:
         shipped = load_session(args.out)
         done = [t for t in shipped.trials if t.status == "completed"]
-        same = [t.config for t in shipped.trials] == configs
+        same = [dict(t.config) for t in shipped.trials] == configs
         print(f"configurations: {'identical' if same else 'DIFFERENT'} ({len(configs)} proposed, {len(shipped.trials)} shipped)")
         # the K quickest runs of the shipped file (a check that costs seconds, not minutes)
         quick = sorted(done, key=lambda t: (t.metrics.get("train_seconds", 0.0), t.id))[: min(args.check, len(done))]
-        results = evaluate_all(session, [t.config for t in quick], args.workers)
+        results = evaluate_all(session, [dict(t.config) for t in quick], args.workers)
         bad = [t.id for t, (v, _, _) in zip(quick, results) if v != t.value]
         ids = ", ".join(str(t.id) for t in quick)
         print(f"values of trials {ids} retrained: {'identical' if not bad else f'DIFFERENT for trials {bad}'}")
@@ -119,10 +119,7 @@ def main() -> int:
 
     start = time.perf_counter()
     results = evaluate_all(session, configs, args.workers)
-    study = Study(session)
-    study.ask(q=args.n)  # the same proposals, now held by this study
     for trial, (value, metrics, seconds) in zip(study.trials, results):
-        assert trial.config == configs[trial.id]
         study.tell(trial.id, value, seconds=seconds, metrics=metrics)
     save_session(study.session, args.out)
     values = sorted(v for v, _, _ in results)
