@@ -94,16 +94,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from lla_studio.core.process import keep_freed_memory
     from lla_studio.core.runner import run_headless
 
+    keep_freed_memory()
     return run_headless(
         args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet, out_label="--out"
     )
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
+    from lla_studio.core.process import keep_freed_memory
     from lla_studio.core.runner import cross_validate_kernels
 
+    keep_freed_memory()
     table = cross_validate_kernels(args.session, args.kernel, refit=args.refit, lla=args.lla)
     print(table)
     return EXIT_OK

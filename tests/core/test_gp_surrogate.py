@@ -118,19 +118,19 @@ def test_fit_refuses_non_finite_data():
 
 
 class _CountingMLL:
-    """Counts marginal-likelihood evaluations (each is one loss + gradient of the fit)."""
+    """Counts marginal-likelihood evaluations of the study's fits (each is one loss + gradient)."""
 
     def __init__(self, monkeypatch):
-        from gpytorch.mlls import ExactMarginalLogLikelihood
+        from lla_studio.core.surrogates.gp import DenseExactLoss
 
         self.calls = 0
-        forward = ExactMarginalLogLikelihood.forward
+        call = DenseExactLoss.__call__
 
-        def counted(mll, *args, **kwargs):
+        def counted(loss, *args, **kwargs):
             self.calls += 1
-            return forward(mll, *args, **kwargs)
+            return call(loss, *args, **kwargs)
 
-        monkeypatch.setattr(ExactMarginalLogLikelihood, "forward", counted)
+        monkeypatch.setattr(DenseExactLoss, "__call__", counted)
 
 
 def test_cancel_check_adds_no_loss_evaluations(monkeypatch):
@@ -199,3 +199,50 @@ def test_log_coordinates_reach_the_linear_optimum_in_fewer_evaluations(monkeypat
     (mll_log, evals_log), (mll_linear, evals_linear) = results["log"], results["linear"]
     assert mll_log == pytest.approx(mll_linear, abs=1e-6)
     assert evals_log < 0.5 * evals_linear, results
+
+
+@pytest.mark.parametrize(
+    ("session_file", "kernel", "batched"),
+    [
+        ("branin.json", None, True),
+        ("cnn_hyperparameters.json", "session", True),
+        ("cnn_hyperparameters.json", "session", False),
+        ("cnn_hyperparameters.json", None, True),
+        ("branin.json", "scale(rbf(x1; lengthscale=0.3)) * scale(matern52(x2)) + scale(matern12(x1, x2; ard=false))", True),
+    ],
+)
+def test_dense_loss_equals_botorchs_loss_closure(session_file, kernel, batched):
+    """The loss the study's fit minimizes (``DenseExactLoss``) against BoTorch's own loss closure for
+    gpytorch's ``ExactMarginalLogLikelihood`` on the same model, at its initial values and at
+    perturbed ones: value and gradient with respect to every hyperparameter."""
+    from botorch.optim.closures import get_loss_closure_with_grads
+    from botorch.optim.closures.core import ForwardBackwardClosure
+    from botorch.optim.utils import get_parameters_and_bounds
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from lla_studio.core.surrogates.gp import DenseExactLoss, build_gp
+
+    session = load_session(SESSIONS / session_file)
+    n = 25
+    U = torch.as_tensor(session.search_space.sample_encoded(n, seed=3), dtype=torch.float64)
+    Y = torch.sin(7.0 * U).sum(-1, keepdim=True) + 0.1 * torch.randn(n, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    graph = session.kernel if kernel == "session" else (parse_kernel(kernel) if kernel else None)
+    model = build_gp(U, Y, FeatureMap.of(session), graph, batched)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll.train()
+    parameters = {k: p for k, p in get_parameters_and_bounds(mll)[0].items() if p.requires_grad}
+    assert len(parameters) >= 3
+    reference = get_loss_closure_with_grads(mll, parameters=parameters)
+    ours = ForwardBackwardClosure(forward=DenseExactLoss(mll), parameters=parameters)
+    gen = torch.Generator().manual_seed(5)
+    for step in range(3):
+        if step:
+            with torch.no_grad():
+                for p in parameters.values():
+                    p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        ref_loss, ref_grads = reference()
+        ref_grads = [g.detach().clone().numpy() for g in ref_grads]
+        loss, grads = ours()
+        assert float(loss.detach()) == pytest.approx(float(ref_loss.detach()), rel=1e-12, abs=1e-12)
+        for g, r in zip(grads, ref_grads):
+            np.testing.assert_allclose(g.numpy(), r, rtol=1e-9, atol=1e-11)
