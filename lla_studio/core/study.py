@@ -168,16 +168,30 @@ class Study:
 
     Args:
         session: The session (its trials are the starting point).
-        objective: The objective to call (default: built from the session; manual sessions have none
-            to call and wait for :meth:`tell`).
+        objective: The objective to call: an :class:`Objective`, or a plain function of a
+            configuration dict (:meth:`Objective.from_function`, with the session's direction).
+            Default: built from the session; manual sessions have none to call and wait for
+            :meth:`tell`.
         base_dir: Folder of the session file, for relative user-objective paths.
     """
 
-    def __init__(self, session: Session, objective: Objective | None = None, base_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        objective: Objective | Callable[[dict[str, Any]], Any] | None = None,
+        base_dir: str | Path | None = None,
+    ) -> None:
         self._session = session
         self.space = session.search_space
         self.feature_map = FeatureMap.of(session)
-        self.objective = objective if objective is not None else make_objective(session.objective, base_dir)
+        if objective is None:
+            objective = make_objective(session.objective, base_dir)
+        elif not isinstance(objective, Objective):
+            try:
+                objective = Objective.from_function(objective, session.objective)
+            except ObjectiveError as err:
+                raise StudyError(str(err)) from None
+        self.objective = objective
         self._trials: list[Trial] = list(session.trials)
         self._lla_fitter: Any = None  # an LLAFitter, made at the first LLA fit
         self.last_fit: SurrogateFitted | None = None
@@ -368,6 +382,11 @@ class Study:
         in state ``proposed``.
         """
         return list(self._ask_events(q, cancel))
+
+    def suggest(self, q: int | None = None, cancel: Callable[[], bool] | None = None) -> list[Trial]:
+        """Propose the next ``q`` configurations and return the new trials (``proposed``): the
+        notebook form of :meth:`ask`. Evaluate each trial's ``config`` and :meth:`tell` its value."""
+        return [event.trial for event in self.ask(q, cancel) if isinstance(event, TrialProposed)]
 
     def _ask_events(self, q: int | None, cancel: Callable[[], bool] | None) -> Iterator[Event]:
         loop = self._session.loop

@@ -248,6 +248,31 @@ class Objective:
         elif spec.type == "python":
             self._fn = load_callable(spec.target or "", self.base_dir)
 
+    @classmethod
+    def from_function(cls, fn: Callable[[dict[str, Any]], Any], spec: ObjectiveSpec | None = None) -> Objective:
+        """An objective that calls ``fn(config)`` in this process (the Python API's way).
+
+        Args:
+            fn: Called with a configuration dict; returns a number, or ``(value, {metric: number})``
+                as a file-based ``python`` objective does (NaN, raising and ``sys.exit`` fail the
+                trial with a message).
+            spec: The session's objective spec, for its direction and ``noise_std`` (default:
+                minimize). Its type becomes ``python`` with the function's name as the target;
+                a ``timeout_s`` is refused (a time-out runs the target in a child process, which
+                a function defined in a notebook cannot be sent to).
+        """
+        if not callable(fn):
+            raise ObjectiveError(f"the objective must be callable, got {type(fn).__name__}")
+        base = spec if spec is not None else ObjectiveSpec()
+        if base.timeout_s is not None:
+            raise ObjectiveError("timeout_s needs an objective given as 'module:function' (it runs in a child process)")
+        name = f"{getattr(fn, '__module__', None) or '__main__'}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+        own = ObjectiveSpec(type="python", target=name, direction=base.direction, options=dict(base.options))
+        objective = cls(ObjectiveSpec(type="manual", direction=base.direction))
+        objective.spec = own
+        objective._fn = fn
+        return objective
+
     @property
     def is_manual(self) -> bool:
         return self.spec.type == "manual"
