@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -159,8 +159,76 @@ class _ParameterBase:
         return bool(self.conditions)  # type: ignore[attr-defined]
 
 
+class _RangedParameter(_ParameterBase):
+    """What real and integer parameters share: a ``[low, high]`` range, searched linearly or on a
+    log scale, a default and a placeholder while inactive."""
+
+    low: Any
+    high: Any
+    log: bool
+    default: Any
+    inactive_value: Any
+    conditions: tuple[Condition, ...]
+    kind: str
+
+    def _check_scale(self, fmt: Callable[[Any], str]) -> None:
+        n = self.name
+        if not isinstance(self.log, bool):
+            raise SearchSpaceError(f"parameter {n!r}: log must be true or false, got {self.log!r}")
+        if self.low >= self.high:
+            raise SearchSpaceError(f"parameter {n!r}: needs low < high, got low={fmt(self.low)}, high={fmt(self.high)}")
+        if not math.isfinite(self.high - self.low):
+            raise SearchSpaceError(
+                f"parameter {n!r}: high - low must be a finite number (the encoding divides by it), "
+                f"got low={fmt(self.low)}, high={fmt(self.high)}"
+            )
+        if self.log and self.low <= 0:
+            raise SearchSpaceError(f"parameter {n!r}: log scale needs low > 0, got low={fmt(self.low)}")
+
+    def _checked(self, what: str, v: Any) -> Any:
+        """``v`` as this parameter's type, refused when it is not a value of the range."""
+        raise NotImplementedError
+
+    def _check_default_and_placeholder(self) -> None:
+        if self.default is None:
+            object.__setattr__(self, "default", self.from_unit(0.5))  # type: ignore[attr-defined]
+        else:
+            object.__setattr__(self, "default", self._checked("default", self.default))
+        if self.inactive_value is not None:
+            object.__setattr__(self, "inactive_value", self._checked("inactive_value", self.inactive_value))
+        self._check_conditions()
+
+    @property
+    def placeholder(self) -> Any:
+        """The value used in the encoding while the parameter is inactive."""
+        return self.default if self.inactive_value is None else self.inactive_value
+
+    def to_unit(self, v: float) -> float:
+        if self.log:
+            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (v - self.low) / (self.high - self.low)
+
+    def _scaled(self, u: float) -> float:
+        """The (unrounded) value at unit coordinate ``u`` (clipped to ``[0, 1]``)."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": self.kind, "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        d["default"] = self.default
+        if self.conditions:
+            d["conditions"] = [c.to_dict() for c in self.conditions]
+        if self.inactive_value is not None:
+            d["inactive_value"] = self.inactive_value
+        return d
+
+
 @dataclass(frozen=True)
-class RealParameter(_ParameterBase):
+class RealParameter(_RangedParameter):
     """A float in ``[low, high]``; with ``log=True`` it is searched on a log scale.
 
     Args:
@@ -189,39 +257,18 @@ class RealParameter(_ParameterBase):
             if not _is_real_number(v) or _finite(v) is None:
                 raise SearchSpaceError(f"parameter {n!r}: {attr} must be a finite number, got {brief(v)}")
             object.__setattr__(self, attr, float(v))
-        if not isinstance(self.log, bool):
-            raise SearchSpaceError(f"parameter {n!r}: log must be true or false, got {self.log!r}")
-        if self.low >= self.high:
-            raise SearchSpaceError(f"parameter {n!r}: needs low < high, got low={self.low:g}, high={self.high:g}")
-        if not math.isfinite(self.high - self.low):
-            raise SearchSpaceError(
-                f"parameter {n!r}: high - low must be a finite number (the encoding divides by it), "
-                f"got low={self.low:g}, high={self.high:g}"
-            )
-        if self.log and self.low <= 0:
-            raise SearchSpaceError(f"parameter {n!r}: log scale needs low > 0, got low={self.low:g}")
-        if self.default is None:
-            object.__setattr__(self, "default", self.from_unit(0.5))
-        else:
-            self._check_in_range("default", self.default)
-            object.__setattr__(self, "default", float(self.default))
-        if self.inactive_value is not None:
-            self._check_in_range("inactive_value", self.inactive_value)
-            object.__setattr__(self, "inactive_value", float(self.inactive_value))
-        self._check_conditions()
+        self._check_scale(lambda v: f"{v:g}")
+        self._check_default_and_placeholder()
 
-    def _check_in_range(self, what: str, v: Any) -> None:
+    def _checked(self, what: str, v: Any) -> float:
         if not _is_real_number(v) or _finite(v) is None:
             raise SearchSpaceError(f"parameter {self.name!r}: {what} must be a finite number, got {brief(v)}")
         if not self.low <= float(v) <= self.high:
             raise SearchSpaceError(
                 f"parameter {self.name!r}: {what} {float(v):g} is outside [{self.low:g}, {self.high:g}]"
             )
+        return float(v)
 
-    @property
-    def placeholder(self) -> float:
-        """The value used in the encoding while the parameter is inactive."""
-        return self.default if self.inactive_value is None else self.inactive_value  # type: ignore[return-value]
 
     def check_value(self, v: Any) -> float:
         """Validate one value; return it as a float."""
@@ -235,33 +282,12 @@ class RealParameter(_ParameterBase):
             )
         return float(v)
 
-    def to_unit(self, v: float) -> float:
-        if self.log:
-            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (v - self.low) / (self.high - self.low)
-
     def from_unit(self, u: float) -> float:
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-        else:
-            v = self.low + u * (self.high - self.low)
-        return min(max(v, self.low), self.high)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": "real", "low": self.low, "high": self.high}
-        if self.log:
-            d["log"] = True
-        d["default"] = self.default
-        if self.conditions:
-            d["conditions"] = [c.to_dict() for c in self.conditions]
-        if self.inactive_value is not None:
-            d["inactive_value"] = self.inactive_value
-        return d
+        return min(max(self._scaled(u), self.low), self.high)
 
 
 @dataclass(frozen=True)
-class IntegerParameter(_ParameterBase):
+class IntegerParameter(_RangedParameter):
     """An integer in ``[low, high]``; with ``log=True`` it is searched on a log scale.
 
     Args mirror :class:`RealParameter`; bounds and default must be integers.
@@ -288,19 +314,8 @@ class IntegerParameter(_ParameterBase):
                     f"float64), got {brief(int(v))}"
                 )
             object.__setattr__(self, attr, int(v))
-        if not isinstance(self.log, bool):
-            raise SearchSpaceError(f"parameter {n!r}: log must be true or false, got {self.log!r}")
-        if self.low >= self.high:
-            raise SearchSpaceError(f"parameter {n!r}: needs low < high, got low={self.low}, high={self.high}")
-        if self.log and self.low <= 0:
-            raise SearchSpaceError(f"parameter {n!r}: log scale needs low > 0, got low={self.low}")
-        if self.default is None:
-            object.__setattr__(self, "default", self.from_unit(0.5))
-        else:
-            object.__setattr__(self, "default", self._checked("default", self.default))
-        if self.inactive_value is not None:
-            object.__setattr__(self, "inactive_value", self._checked("inactive_value", self.inactive_value))
-        self._check_conditions()
+        self._check_scale(str)
+        self._check_default_and_placeholder()
 
     def _checked(self, what: str, v: Any) -> int:
         if not _is_integer_value(v):
@@ -311,9 +326,6 @@ class IntegerParameter(_ParameterBase):
             )
         return int(v)
 
-    @property
-    def placeholder(self) -> int:
-        return self.default if self.inactive_value is None else self.inactive_value  # type: ignore[return-value]
 
     def check_value(self, v: Any) -> int:
         if isinstance(v, bool) or not _is_real_number(v):
@@ -326,29 +338,8 @@ class IntegerParameter(_ParameterBase):
             )
         return int(v)
 
-    def to_unit(self, v: float) -> float:
-        if self.log:
-            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (v - self.low) / (self.high - self.low)
-
     def from_unit(self, u: float) -> int:
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-        else:
-            v = self.low + u * (self.high - self.low)
-        return int(min(max(round(v), self.low), self.high))
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": "integer", "low": self.low, "high": self.high}
-        if self.log:
-            d["log"] = True
-        d["default"] = self.default
-        if self.conditions:
-            d["conditions"] = [c.to_dict() for c in self.conditions]
-        if self.inactive_value is not None:
-            d["inactive_value"] = self.inactive_value
-        return d
+        return int(min(max(round(self._scaled(u)), self.low), self.high))
 
 
 @dataclass(frozen=True)

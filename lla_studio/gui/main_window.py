@@ -33,7 +33,7 @@ from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
 from lla_studio.engine.gui_gc import freeze_long_lived, thaw_long_lived
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
-from lla_studio.gui.kernel_graph_editor import KernelGraphEditor
+from lla_studio.gui.kernel_editor import KernelGraphEditor
 from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.relu_lab_panel import ReluLabPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor

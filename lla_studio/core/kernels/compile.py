@@ -43,18 +43,7 @@ from gpytorch.priors import GammaPrior, LogNormalPrior, Prior
 
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels.graph import KernelGraph
-from lla_studio.core.kernels.nodes import (
-    KernelNode,
-    LeafNode,
-    LinearNode,
-    MaternNode,
-    PeriodicNode,
-    ProductNode,
-    RBFNode,
-    RQNode,
-    ScaleNode,
-    SumNode,
-)
+from lla_studio.core.kernels.nodes import KernelNode, LeafNode, MaternNode, ScaleNode
 from lla_studio.core.kernels.priors import Gamma, LogNormal, PriorSpec
 
 __all__ = ["compile_kernel", "to_gpytorch_prior"]
@@ -141,7 +130,7 @@ def leaf_kernel(node: LeafNode, batch_shape: torch.Size, active_dims: torch.Tens
         kw["active_dims"] = active_dims
     if node.ard:  # not ard_num_dims=None: PeriodicKernel (gpytorch 1.15) fails on an explicit None
         kw["ard_num_dims"] = len(node.features)
-    if isinstance(node, LinearNode):
+    if node.KIND == "linear":
         return LinearKernel(variance_prior=_prior(node, "variance"), **kw)
     kw["lengthscale_prior"] = prior = _prior(node, "lengthscale")
     if prior is not None:
@@ -149,11 +138,11 @@ def leaf_kernel(node: LeafNode, batch_shape: torch.Size, active_dims: torch.Tens
         kw["lengthscale_constraint"] = lower_bounded(LENGTHSCALE_LOWER, _mode(prior), fixed=node.lengthscale is not None)
     if isinstance(node, MaternNode):
         return MaternKernel(nu=node.nu, **kw)
-    if isinstance(node, RBFNode):
+    if node.KIND == "rbf":
         return RBFKernel(**kw)
-    if isinstance(node, PeriodicNode):
+    if node.KIND == "periodic":
         return PeriodicKernel(period_length_prior=_prior(node, "period"), **kw)
-    if isinstance(node, RQNode):
+    if node.KIND == "rq":
         kernel = RQKernel(**kw)
         alpha_prior = _prior(node, "alpha")
         if alpha_prior is not None:
@@ -176,9 +165,9 @@ def _compile(node: KernelNode, columns: dict[str, int], batch_shape: torch.Size,
         if prior is not None:
             extra["outputscale_constraint"] = lower_bounded(OUTPUTSCALE_LOWER, _mode(prior), fixed=node.outputscale is not None)
         kernel = ScaleKernel(base, outputscale_prior=prior, batch_shape=batch_shape, **extra)
-    elif isinstance(node, SumNode):
+    elif node.KIND == "sum":
         kernel = AdditiveKernel(*(_compile(c, columns, batch_shape, fixed) for c in node.children))
-    elif isinstance(node, ProductNode):
+    elif node.KIND == "product":
         kernel = ProductKernel(*(_compile(c, columns, batch_shape, fixed) for c in node.children))
     else:  # pragma: no cover - every node kind is handled above
         raise KernelGraphError(f"cannot compile a {node.KIND} node", node_id=node.id)

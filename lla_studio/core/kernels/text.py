@@ -55,14 +55,11 @@ from typing import Any
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels.graph import KernelGraph
 from lla_studio.core.kernels.nodes import (
+    LEAF_TYPES,
     KernelNode,
     LeafNode,
-    LinearNode,
     MaternNode,
-    PeriodicNode,
     ProductNode,
-    RBFNode,
-    RQNode,
     ScaleNode,
     SumNode,
 )
@@ -77,14 +74,11 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _MATERN_NAMES = {0.5: "matern12", 1.5: "matern32", 2.5: "matern52"}
 _LEAF_NAMES: dict[str, tuple[type[LeafNode], dict[str, Any]]] = {
-    "rbf": (RBFNode, {}),
-    "matern12": (MaternNode, {"nu": 0.5}),
-    "matern32": (MaternNode, {"nu": 1.5}),
-    "matern52": (MaternNode, {"nu": 2.5}),
-    "rq": (RQNode, {}),
-    "periodic": (PeriodicNode, {}),
-    "linear": (LinearNode, {}),
+    name: (cls, {"nu": nu} if nu is not None else {})  # type: ignore[misc]
+    for cls in LEAF_TYPES
+    for name, nu in ([(n, v) for v, n in _MATERN_NAMES.items()] if cls is MaternNode else [(cls.KIND, None)])
 }
+"""Leaf call names of the text form (``rbf``, ``matern12`` ... ``linear``) -> node class and fixed arguments."""
 _CALLS = (*_LEAF_NAMES, "scale", "sum", "product")
 
 

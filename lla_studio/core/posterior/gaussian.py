@@ -9,7 +9,7 @@ from scipy import special, stats
 
 from lla_studio.core.posterior.box import Box
 
-__all__ = ["gaussian_log_pdf", "mixture_log_pdf", "gaussian_mass_outside", "covariance_ellipse"]
+__all__ = ["CovarianceSummary", "covariance_ellipse", "gaussian_log_pdf", "gaussian_mass_outside", "mixture_log_pdf"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -81,3 +81,21 @@ def covariance_ellipse(mean: np.ndarray, cov: np.ndarray, n_sd: float = 1.0, n: 
     chol = np.linalg.cholesky(np.asarray(cov, dtype=float))
     circle = np.stack([np.cos(t), np.sin(t)], -1) * n_sd
     return np.asarray(mean, dtype=float) + circle @ chol.T
+
+
+class CovarianceSummary:
+    """Marginal standard deviations and correlation of a 2-D posterior from its ``cov`` (a `2 x 2`
+    array attribute of the class this is mixed into)."""
+
+    cov: np.ndarray
+
+    @property
+    def sd(self) -> np.ndarray:
+        """A `2` array of marginal standard deviations."""
+        return np.sqrt(np.diag(self.cov))
+
+    @property
+    def correlation(self) -> float:
+        """Correlation coefficient of the two parameters."""
+        return float(self.cov[0, 1] / (self.sd[0] * self.sd[1]))
+

@@ -20,6 +20,7 @@ from scipy import special
 from lla_studio.core.errors import PosteriorError
 from lla_studio.core.posterior.box import Box
 from lla_studio.core.posterior.cancel import CancelCallback, check_cancel
+from lla_studio.core.posterior.gaussian import CovarianceSummary
 from lla_studio.core.posterior.laplace import LaplaceFit
 from lla_studio.core.posterior.models import DTYPE, PosteriorModel
 
@@ -120,7 +121,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: Sequence
 
 
 @dataclass(frozen=True)
-class GridPosterior:
+class GridPosterior(CovarianceSummary):
     """A posterior tabulated on a midpoint grid; all summaries are computed on construction.
 
     Attributes:
@@ -225,16 +226,6 @@ class GridPosterior:
     def density(self) -> np.ndarray:
         """Normalised density at the cell centres (`n_b x n_a`)."""
         return self.probabilities / self.cell_area
-
-    @property
-    def sd(self) -> np.ndarray:
-        """`2` posterior standard deviations."""
-        return np.sqrt(np.diag(self.cov))
-
-    @property
-    def correlation(self) -> float:
-        """Posterior correlation of the two parameters."""
-        return float(self.cov[0, 1] / (self.sd[0] * self.sd[1]))
 
     def edge_mass(self) -> float:
         """Probability mass in the outermost ring of cells (a check that the box is wide enough)."""

@@ -19,7 +19,7 @@ import scipy.optimize
 import torch
 
 from lla_studio.core.errors import PosteriorError
-from lla_studio.core.posterior.gaussian import LOG_2PI, gaussian_log_pdf
+from lla_studio.core.posterior.gaussian import LOG_2PI, CovarianceSummary, gaussian_log_pdf
 from lla_studio.core.posterior.models import DTYPE, PosteriorModel
 
 __all__ = ["LaplaceFit", "fit_laplace", "value_and_grad", "value_grad_hessian"]
@@ -55,7 +55,7 @@ def value_grad_hessian(model: PosteriorModel, x: np.ndarray) -> tuple[float, np.
 
 
 @dataclass(frozen=True)
-class LaplaceFit:
+class LaplaceFit(CovarianceSummary):
     """A Gaussian ``N(mode, cov)`` at a local maximum of the log density.
 
     Attributes:
@@ -85,16 +85,6 @@ class LaplaceFit:
         object.__setattr__(self, "cov", 0.5 * (cov + cov.T))
         object.__setattr__(self, "hessian", np.asarray(self.hessian, dtype=float).reshape(2, 2))
         object.__setattr__(self, "log_density", float(self.log_density))
-
-    @property
-    def sd(self) -> np.ndarray:
-        """A `2` array of marginal standard deviations."""
-        return np.sqrt(np.diag(self.cov))
-
-    @property
-    def correlation(self) -> float:
-        """Correlation coefficient of the two parameters."""
-        return float(self.cov[0, 1] / (self.sd[0] * self.sd[1]))
 
     @property
     def log_evidence(self) -> float:

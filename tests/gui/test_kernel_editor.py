@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QDialog
 
 from lla_studio.core.errors import KernelGraphError
 from lla_studio.core.kernels import Gamma, KernelGraph, ProductNode, ScaleNode, SumNode, format_kernel, hands_on_kernel, parse_kernel
-from lla_studio.gui.kernel_graph_editor import MIME_FEATURE, MIME_KIND, KernelGraphEditor, NodeItem, WireItem
+from lla_studio.gui.kernel_editor import KernelGraphEditor
+from lla_studio.gui.kernel_editor.items import MIME_FEATURE, MIME_KIND, NodeItem, WireItem
 
 FEATURES = ["x1", "x2", "x3"]
 
