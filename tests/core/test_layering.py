@@ -50,7 +50,7 @@ ROOT = PACKAGE.parent
 MODEL_LAYER = (
     "errors", "schema", "space", "specs", "transforms", "session", "trials_io",
     "kernels", "kernels.graph", "kernels.nodes", "kernels.priors", "kernels.text", "kernels.builders", "kernels.draft",
-    "surrogates.specs", "objectives.cnn_digits_options",
+    "surrogates.specs", "objectives.cnn_digits_options", "document",
 )
 
 
