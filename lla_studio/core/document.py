@@ -190,6 +190,21 @@ class SessionDocument:
         if tuple(trials) != self._session.trials:
             self._put(self._session.with_trials(tuple(trials)))
 
+    def set_sections(self, **changes: Any) -> tuple[str, ...]:
+        """Change sections without a command: for changes whose undo lives elsewhere (an editor's
+        own command, e.g. a wire drawn on the kernel canvas, already is the user's undo step).
+        Returns the sections that changed.
+
+        Raises:
+            SessionError, ...: the changed session is inconsistent (nothing changes).
+        """
+        unknown = sorted(set(changes) - set(SECTIONS))
+        if unknown:
+            raise TypeError(f"not a session section: {', '.join(unknown)}")
+        before = self._session
+        self._put(replace(before, **changes))
+        return changed_sections(before, self._session)
+
     def undo(self) -> Command | None:
         return self.stack.undo()
 

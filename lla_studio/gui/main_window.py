@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lla_studio.core.document import Command, SessionDocument
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.kernels import default_kernel, format_kernel
 from lla_studio.core.session import Session, load_session, save_session
@@ -64,6 +65,26 @@ def boundary_text(counts: tuple[int, int, int, int]) -> str:
     return text
 
 
+class _DocumentEdit(QUndoCommand):
+    """A session-document command on the window's one undo stack (next to the editors' own
+    commands: a wire drawn on the kernel canvas, a cell typed in the search-space table)."""
+
+    def __init__(self, window: MainWindow, command: Command) -> None:
+        super().__init__(command.label)
+        self._window = window
+        self.command = command
+        self._done = True  # pushed after the document applied it: the first redo does nothing
+
+    def redo(self) -> None:
+        if self._done:
+            self._done = False
+            return
+        self._window._document_step(self._window.document.redo)
+
+    def undo(self) -> None:
+        self._window._document_step(self._window.document.undo)
+
+
 class MainWindow(QMainWindow):
     """The studio window.
 
@@ -80,7 +101,8 @@ class MainWindow(QMainWindow):
         self.engine.snapshot.connect(self._on_snapshot)
         self.engine.surface.connect(self._on_surface)
         self.engine.failed.connect(self.show_error)
-        self.session: Session | None = None
+        self.document: SessionDocument | None = None  # the session the window edits (set_session)
+        self.undo_stack = QUndoStack(self)  # one command stack for the window and every editor
         self.session_path: Path | None = None
         self.dirty = False
         self.latest: StudySnapshot | None = None
@@ -116,11 +138,11 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["2-D maps"], lab)
         self.tabifyDockWidget(self.docks["2-D maps"], relu)
         self.docks["2-D maps"].raise_()
-        self.space_editor = SearchSpaceEditor()
+        self.space_editor = SearchSpaceEditor(undo_stack=self.undo_stack)
         self.space_editor.space_changed.connect(self._space_edited)
         self.space_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
         self.add_panel("Search space", self.space_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.kernel_editor = KernelGraphEditor()
+        self.kernel_editor = KernelGraphEditor(undo_stack=self.undo_stack)
         self.kernel_editor.graph_changed.connect(self._kernel_edited)
         self.add_panel("Kernel graph", self.kernel_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.surrogate_editor = SurrogateEditor()
@@ -163,6 +185,35 @@ class MainWindow(QMainWindow):
             self.open_session(default_session_path())
             if self.errors:
                 self.statusBar().showMessage(self.errors[-1].splitlines()[0])  # until the next message
+
+    @property
+    def session(self) -> Session | None:
+        """The session the window edits (the document's)."""
+        return self.document.session if self.document is not None else None
+
+    def _document_step(self, step: Any) -> None:
+        """Undo or redo a document command; a refusal (e.g. trials the undo would invalidate) goes
+        to the status bar and the session stays."""
+        try:
+            command = step()
+        except LLAStudioError as err:
+            self.show_error(f"cannot undo/redo: {err}")
+            return
+        if command is not None:
+            self._document_changed(command.sections)
+
+    def _document_changed(self, sections: tuple[str, ...]) -> None:
+        """After an undo/redo of a window-level edit (seed, budget): the toolbar and the engine."""
+        session = self.session
+        assert session is not None
+        for box, value in ((self.seed, session.loop.seed), (self.budget, session.loop.budget)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        self.dirty = True
+        if "loop" in sections:
+            self.engine.load(session)
+        self._update_title()
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
@@ -225,6 +276,13 @@ class MainWindow(QMainWindow):
         action("Export &plots…", self._export_plots_dialog)
         action("&Import trials CSV…", self._import_trials_dialog)
         action("Export &trials CSV…", self._export_trials_dialog)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = action("Run", self.run, "F5", (run_menu, tb))
         self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))
@@ -243,11 +301,13 @@ class MainWindow(QMainWindow):
         self.budget = QSpinBox()
         self.budget.setRange(1, 100000)
         self.budget.setToolTip("trials in all (initial design included); saved with the session")
+        self.budget.setKeyboardTracking(False)  # one command per edit, not one per digit typed
         self.budget.valueChanged.connect(self._budget_changed)
         tb.addWidget(self.budget)
         tb.addWidget(QLabel(" seed "))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setKeyboardTracking(False)
         self.seed.valueChanged.connect(self._seed_changed)
         tb.addWidget(self.seed)
 
@@ -292,7 +352,13 @@ class MainWindow(QMainWindow):
         return recovery is not None and Path(path).resolve() == Path(recovery).resolve()
 
     def set_session(self, session: Session, path: Path | None = None) -> None:
-        self.session = session
+        """Open a whole session (open, new, recover): every view and editor reloads, and the undo
+        history starts empty."""
+        if self.document is None:
+            self.document = SessionDocument(session)
+        else:
+            self.document.load(session)
+        self.undo_stack.clear()
         self.session_path = path
         self.dirty = False
         self._redraws.clear()  # nothing of the previous session is drawn any more
@@ -339,7 +405,8 @@ class MainWindow(QMainWindow):
         except LLAStudioError as err:
             (report or self.show_error)(str(err))
             return None
-        self.session = new
+        assert self.document is not None
+        self.document.set_sections(**{k: getattr(new, k) for k in changes})  # the editor's command is the undo
         self.latest = None
         self.dirty = True
         self.engine.load(new)
@@ -510,19 +577,34 @@ class MainWindow(QMainWindow):
             self.export_trials(Path(name))
 
     def _seed_changed(self, value: int) -> None:
-        if self.session is not None and value != self.session.loop.seed:
-            from dataclasses import replace
-
-            self.set_session(replace(self.session, loop=replace(self.session.loop, seed=value)), self.session_path)
-            self.dirty = True
-            self._update_title()
+        """The seed is the loop section's: one undoable command; editors, canvas and trials stay."""
+        self._edit_loop(f"Seed {value}", seed=value)
 
     def _budget_changed(self, value: int) -> None:
-        """The toolbar's budget is the session's ``loop.budget`` (saved with it; the study is not
-        reloaded: the budget is an argument of Run)."""
-        if self.session is not None and value != self.session.loop.budget:
-            self.dirty = True
-            self._update_title()
+        """The toolbar's budget is the session's ``loop.budget``: one undoable command (the study is
+        not reloaded: the budget is an argument of Run)."""
+        self._edit_loop(f"Budget {value}", reload=False, budget=value)
+
+    def _edit_loop(self, label: str, reload: bool = True, **changes: Any) -> None:
+        from dataclasses import replace
+
+        session = self.current_session()
+        if self.document is None or session is None:
+            return
+        if session.trials != self.document.session.trials:
+            self.document.set_trials(session.trials)  # the study's newest trials first (not undoable)
+        try:
+            command = self.document.edit(label, loop=replace(self.document.session.loop, **changes))
+        except LLAStudioError as err:
+            self.show_error(str(err))
+            return
+        if command is None:
+            return
+        self.undo_stack.push(_DocumentEdit(self, command))
+        self.dirty = True
+        if reload:
+            self.engine.load(self.document.session)
+        self._update_title()
 
     def current_session(self) -> Session | None:
         """The session with the engine's newest trials, the toolbar's budget (and the surrogate

@@ -109,7 +109,7 @@ class SearchSpaceEditor(QWidget):
     space_changed = Signal(object)
     validity_changed = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -117,7 +117,9 @@ class SearchSpaceEditor(QWidget):
         self.table.itemChanged.connect(lambda _item: self._revalidate())
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()
-        self.undo_stack = QUndoStack(self)
+        # the window's one command stack when given (its owner clears it and holds the shortcuts)
+        self._owns_stack = undo_stack is None
+        self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
         for text, slot in (
             ("Add", self.add_row), ("Remove", self.remove_selected), ("Up", lambda: self.move_selected(-1)),
             ("Down", lambda: self.move_selected(1)), ("Undo", self.undo_stack.undo), ("Redo", self.undo_stack.redo),
@@ -129,6 +131,8 @@ class SearchSpaceEditor(QWidget):
                 b.setEnabled(False)
                 (self.undo_stack.canUndoChanged if text == "Undo" else self.undo_stack.canRedoChanged).connect(b.setEnabled)
         for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo_stack.undo), (QKeySequence.StandardKey.Redo, self.undo_stack.redo)):
+            if not self._owns_stack:
+                break
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -157,7 +161,8 @@ class SearchSpaceEditor(QWidget):
         self.set_features(feature_names)
         self._paint({}, "")
         self._state = self.table_state()
-        self.undo_stack.clear()  # a new session: nothing to undo
+        if self._owns_stack:
+            self.undo_stack.clear()  # a new session: nothing to undo (a shared stack: its owner clears)
 
     def table_state(self) -> TableState:
         """The table's text, row by row (what undo/redo restore)."""
@@ -239,7 +244,11 @@ class SearchSpaceEditor(QWidget):
         i = 1
         while f"p{i}" in names:
             i += 1
-        self._append({"name": f"p{i}", "type": "real", "low": 0.0, "high": 1.0})
+        self._loading = True  # the new row's cells arrive one by one: one command for the row, not one per cell
+        try:
+            self._append({"name": f"p{i}", "type": "real", "low": 0.0, "high": 1.0})
+        finally:
+            self._loading = False
         self._revalidate()
 
     def remove_selected(self) -> None:

@@ -100,3 +100,14 @@ def test_load_replaces_everything_and_clears_the_stack(doc):
     assert "search_space" in seen[-1] and set(seen[-1]) <= set(SECTIONS)
     with pytest.raises(TypeError, match="not a session section"):
         document.edit("x", seeds=3)
+
+
+def test_set_sections_changes_without_a_command(doc):
+    document, seen = doc
+    graph = parse_kernel("scale(rbf(x1)) + scale(rbf(x2))")
+    assert document.set_sections(kernel=graph) == ("kernel",)
+    assert document.session.kernel == graph and document.stack.count == 0 and seen == [("kernel",)]
+    assert document.set_sections(kernel=graph) == ()
+    with pytest.raises(LLAStudioError):
+        document.set_sections(kernel=parse_kernel("rbf(nope)"))
+    assert document.session.kernel == graph

@@ -345,10 +345,11 @@ def test_a_recovered_session_is_unsaved_and_never_written_into_the_autosave(qtbo
 
 
 def test_the_toolbar_budget_is_saved_with_the_session(window, tmp_path):
-    window.budget.setValue(window.session.loop.budget + 7)
-    assert window.dirty
+    budget = window.session.loop.budget
+    window.budget.setValue(budget + 7)
+    assert window.dirty and window.session.loop.budget == budget + 7  # the document's loop section
     assert window.save_to(tmp_path / "b.json")
-    assert load_session(tmp_path / "b.json").loop.budget == window.session.loop.budget + 7
+    assert load_session(tmp_path / "b.json").loop.budget == budget + 7
     # the spin box cannot go below the initial design (the session would refuse it)
     window.budget.setValue(1)
     assert window.budget.value() == window.session.loop.initial_design
@@ -415,3 +416,44 @@ def _cell_text(value):
     from lla_studio.gui.main_window import _cell
 
     return _cell(value)
+
+
+def test_a_seed_change_keeps_the_undo_history_and_an_unfinished_kernel_canvas(window, qtbot):
+    """The seed is the loop section's: the editors are not reloaded. One stack holds the canvas
+    edit, the table edit and the seed edit, and undoes them in that order backwards."""
+    kernel, space = window.kernel_editor, window.space_editor
+    graph = kernel.graph()
+    loose = kernel.add_node("sum")  # an operator with no inputs: the canvas is unfinished
+    assert "unconnected" in kernel.status() or "Incomplete" in kernel.status()
+    space.set_cell(0, "high", "20")
+    qtbot.waitUntil(lambda: window.session.search_space["x1"].high == 20.0, timeout=5_000)
+    count = window.undo_stack.count()
+    assert count == 2
+    window.seed.setValue(7)
+    assert window.session.loop.seed == 7 and window.engine.session.loop.seed == 7
+    assert window.undo_stack.count() == count + 1 and window.undo_stack.undoText() == "Seed 7"
+    assert loose in kernel.node_keys() and "Incomplete" in kernel.status()  # the canvas is as it was
+    assert space.cell(0, "high") == "20" and window.session.search_space["x1"].high == 20.0
+    window.undo_stack.undo()  # the seed
+    assert window.session.loop.seed == 0 and window.seed.value() == 0
+    assert loose in kernel.node_keys() and space.cell(0, "high") == "20"
+    window.undo_stack.undo()  # the table edit
+    qtbot.waitUntil(lambda: window.session.search_space["x1"].high == 10.0, timeout=5_000)
+    window.undo_stack.undo()  # the canvas edit
+    assert loose not in kernel.node_keys() and kernel.graph() == graph
+    window.undo_stack.redo()
+    assert loose in kernel.node_keys()
+
+
+def test_one_add_is_one_undo(window, qtbot):
+    stack, space, kernel = window.undo_stack, window.space_editor, window.kernel_editor
+    rows = space.table.rowCount()
+    space.add_row()
+    assert stack.count() == 1 and space.table.rowCount() == rows + 1
+    stack.undo()
+    assert space.table.rowCount() == rows and not stack.canUndo()
+    nodes = len(kernel.node_keys())
+    kernel.add_node("rbf", features=["x1"])
+    assert stack.count() == 1 and len(kernel.node_keys()) == nodes + 1  # the undone table Add is gone
+    stack.undo()
+    assert len(kernel.node_keys()) == nodes

@@ -157,7 +157,14 @@ class KernelGraphEditor(QWidget):
 
     graph_changed = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, *, features: Sequence[str] | None = None, preview: bool = True) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        features: Sequence[str] | None = None,
+        preview: bool = True,
+        undo_stack: QUndoStack | None = None,
+    ) -> None:
         super().__init__(parent)
         self._doc = EditorDoc()
         self._features: list[str] | None = None
@@ -168,7 +175,9 @@ class KernelGraphEditor(QWidget):
         self._typing = False
         self._selected: str | None = None
         self._message: str | None = None
-        self.undo_stack = QUndoStack(self)
+        # the window's one command stack when given (its owner clears it and holds the shortcuts)
+        self._owns_stack = undo_stack is None
+        self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
 
         self.scene = KernelScene(self)
         self.view = KernelView(self.scene)
@@ -209,9 +218,10 @@ class KernelGraphEditor(QWidget):
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.toolbar.setIconSize(QSize(16, 16))
         self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
-        self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
         self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
+        if self._owns_stack:  # else the window's Edit menu holds the shortcuts (one stack, no ambiguity)
+            self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
+            self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
         self.delete_action = QAction("Delete", self)
         self.delete_action.setToolTip("Delete the selected nodes and wires (Del)")
         self.delete_action.triggered.connect(self.delete_selected)
@@ -338,14 +348,16 @@ class KernelGraphEditor(QWidget):
         return None if self._features is None else list(self._features)
 
     def set_graph(self, graph: KernelGraph | None) -> None:
-        """Load a graph (auto-laid out); clears the undo history and does not emit."""
+        """Load a graph (auto-laid out) without emitting; clears the undo history when the editor
+        owns its stack (a shared stack is cleared by its owner)."""
         if graph is None:
             doc = EditorDoc()
         else:
             if not isinstance(graph, KernelGraph):
                 raise KernelGraphError(f"set_graph expects a KernelGraph, got {type(graph).__name__}")
             doc = layout_doc(doc_from_graph(graph, self._new_key))
-        self.undo_stack.clear()
+        if self._owns_stack:
+            self.undo_stack.clear()
         self._set_doc(doc, emit=False)
         self._last_emitted = self._analysis.graph
         self.fit_view()
