@@ -732,7 +732,7 @@ class MainWindow(QMainWindow):
             names = list(self.session.search_space.names) if self.session else []
             if snap.trials != self._drawn.get("trials"):
                 trials = snap.trials
-                self._redraws["trials"] = lambda: self.trials.update_trials(trials, names)
+                self._redraws["trials"] = lambda: self.trials.update_trials(trials, names, minimize)
                 self._redraws["convergence"] = lambda: self.convergence.update_trials(trials, minimize)
                 self._drawn["trials"] = snap.trials
             n_fits = len(snap.hyperparameters)

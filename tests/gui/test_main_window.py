@@ -85,8 +85,9 @@ def test_typed_value_reaches_the_study(qtbot, tmp_path):
         w.step()
         qtbot.waitUntil(lambda: w.latest is not None and any(t["status"] == "proposed" for t in w.latest.trials), timeout=30_000)
         qtbot.waitUntil(lambda: w.trials.rowCount() == 1, timeout=5_000)
-        value_col = w.trials.value_column
-        w.trials.item(0, value_col).setText("4.25")
+        assert not w.trials.type_value(0, "4,25")  # refused: it stays in the cell, in red, with the reason
+        assert w.trials.text(0, "value") == "4,25" and "'4,25' is not a finite number" in w.errors[-1]
+        assert w.trials.type_value(0, "4.25")
         qtbot.waitUntil(lambda: w.latest.trials[0]["status"] == "completed", timeout=10_000)
         assert w.latest.trials[0]["value"] == 4.25
         # save, reopen and get an identical session
@@ -384,8 +385,9 @@ def test_a_bad_file_at_launch_shows_the_message_and_opens_the_default(qtbot, tmp
 
 
 def test_metrics_are_trials_table_columns_and_survive_the_studio(qtbot, tmp_path):
-    """A trial's extra metrics show as columns after the message, the value stays the editable
-    column, and the session the window saves still has them (the engine's trial dicts carry them)."""
+    """A trial's extra metrics show as columns beside the value (both frozen on the left), the value
+    stays the editable column, and the session the window saves still has them (the engine's trial
+    dicts carry them)."""
     from dataclasses import replace
 
     from lla_studio.core.session import save_session
@@ -402,10 +404,10 @@ def test_metrics_are_trials_table_columns_and_survive_the_studio(qtbot, tmp_path
     qtbot.addWidget(w)
     try:
         qtbot.waitUntil(lambda: w.trials.rowCount() == 4, timeout=10_000)
-        headers = [w.trials.horizontalHeaderItem(c).text() for c in range(w.trials.columnCount())]
-        assert headers[-3:] == ["message", "test_error", "seconds_train"]
-        assert headers[w.trials.value_column] == "value"
-        assert w.trials.item(1, headers.index("test_error")).text() == _cell_text(0.2)
+        headers = w.trials.headers
+        assert headers[:3] == ["value", "test_error", "seconds_train"]  # the frozen columns
+        assert w.trials.model_.frozen_columns == 3 and headers[w.trials.value_column] == "value"
+        assert w.trials.text(1, "test_error") == _cell_text(0.2)
         assert w.save_to(tmp_path / "again.json")
         assert [dict(t.metrics) for t in load_session(tmp_path / "again.json").trials][:3] == [dict(t.metrics) for t in trials]
     finally:

@@ -45,9 +45,8 @@ def test_shipped_session_runs_in_the_studio(qtbot, tmp_path, path):
             w.step()
             if manual:  # the user types each measured value into the proposal's value cell
                 qtbot.waitUntil(lambda: w.trials.rowCount() == answered + 1, timeout=60_000)
-                value_col = w.trials.value_column
-                assert w.trials.item(answered, 1).text() == "proposed"
-                w.trials.item(answered, value_col).setText(f"{1.5 + answered}")
+                assert w.trials.text(answered, "status") == "proposed"
+                assert w.trials.type_value(answered, f"{1.5 + answered}")
             qtbot.waitUntil(lambda: _completed(w) == answered + 1, timeout=60_000)
         assert not w.errors, w.errors
         w.step()  # the first model-based round: fit on the two trials, optimize the acquisition

@@ -105,36 +105,87 @@ def test_slice_ranges_follow_the_data_until_the_user_zooms(qtbot):
 
 
 def test_trials_table_rewrites_only_changed_rows(qtbot):
-    from lla_studio.gui.main_window import TrialsTable
+    from lla_studio.gui.trials_table import BEST_BRUSH, BOUNDARY_BRUSH, TrialsTable
 
     class Window:
         errors: list[str] = []
+        told: list[tuple[int, float]] = []
 
         def show_error(self, message):
             self.errors.append(message)
 
         def tell(self, trial_id, value):
-            raise AssertionError("no valid value was typed")
+            self.told.append((trial_id, value))
 
     table = TrialsTable(Window())
     qtbot.addWidget(table)
+    model = table.model_
     names = ["a", "b"]
     trials = tuple({"id": k, "status": "completed", "source": "initial", "config": {"a": k, "b": 2 * k}, "value": float(k), "message": None} for k in range(3))
     table.update_trials(trials, names)
-    kept = table.item(0, 3)
+    assert table.rowCount() == 3 and model.headerData(2, Qt.Orientation.Vertical) == "2"  # row labels: trial ids
+    changed, inserted, resets = [], [], []
+    model.dataChanged.connect(lambda a, b: changed.append((a.row(), b.row())))
+    model.rowsInserted.connect(lambda _p, a, b: inserted.append((a, b)))
+    model.modelReset.connect(lambda: resets.append(1))
     pending = {"id": 3, "status": "proposed", "source": "model", "config": {"a": 9, "b": 9}, "value": None,
                "message": None, "boundary": ("a high", "b high")}
     failed = dict(trials[1], status="failed", value=None, message="objective raised ValueError: boom")
     table.update_trials((trials[0], failed, trials[2], pending), names)
-    assert table.rowCount() == 4 and table.item(0, 3) is kept  # untouched row: same item, no rewrite
-    assert table.item(1, 1).text() == "failed" and table.item(1, 7).toolTip() == "objective raised ValueError: boom"
-    assert table.item(3, 1).text() == "proposed" and table.item(3, 6).flags() & Qt.ItemFlag.ItemIsEditable
-    assert table.item(3, 3).text() == "a high, b high" and "end of the box" in table.item(3, 3).toolTip()
-    assert table.item(3, 3).background().color().name() == "#ffd6aa" and table.item(0, 3).text() == ""
-    table.item(3, 6).setText("abc")  # refused: the error is shown and the cell cleared
-    assert "'abc' is not a number" in table.window.errors[-1] and table.item(3, 6).text() == ""
+    assert table.rowCount() == 4 and inserted == [(3, 3)] and not resets
+    assert sorted(set(changed)) == [(1, 1)]  # only the row whose trial changed (the best stayed trial 0)
+    assert table.text(1, "status") == "failed"
+    tip = model.index(1, model.column("message")).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == "objective raised ValueError: boom"
+    assert model.flags(model.index(3, table.value_column)) & Qt.ItemFlag.ItemIsEditable
+    assert not model.flags(model.index(0, table.value_column)) & Qt.ItemFlag.ItemIsEditable
+    boundary = model.index(3, model.column("boundary"))
+    assert boundary.data() == "a high, b high" and "end of the box" in boundary.data(Qt.ItemDataRole.ToolTipRole)
+    assert boundary.data(Qt.ItemDataRole.BackgroundRole) == BOUNDARY_BRUSH
+    assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) == BEST_BRUSH  # the best completed trial
+    assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole) is None
+    assert not table.type_value(3, "abc")  # refused: stays in the cell in red, the reason as its tooltip
+    value = model.index(3, table.value_column)
+    assert value.data() == "abc" and "'abc' is not a finite number" in value.data(Qt.ItemDataRole.ToolTipRole)
+    assert "'abc' is not a finite number" in table.window.errors[-1] and not table.window.told
+    assert table.type_value(3, "2.5") and table.window.told == [(3, 2.5)] and value.data() == ""
     table.update_trials(trials[:2], ["a", "b"])
-    assert table.rowCount() == 2 and table.item(1, 1).text() == "completed"
+    assert table.rowCount() == 2 and table.text(1, "status") == "completed" and resets == [1]
+
+
+def test_trials_table_sorts_numbers_as_numbers_and_keeps_value_and_metrics_frozen(qtbot):
+    from lla_studio.gui.trials_table import TrialsTable
+
+    class Window:
+        def show_error(self, message):
+            raise AssertionError(message)
+
+        def tell(self, trial_id, value):
+            raise AssertionError("nothing typed")
+
+    table = TrialsTable(Window())
+    qtbot.addWidget(table)
+    names = [f"p{i}" for i in range(19)]
+    values = [3.0, 10.0, None, -1.5, 2.0]
+    trials = tuple({"id": k, "status": "completed" if v is not None else "failed", "source": "initial",
+                    "config": {n: k for n in names}, "value": v, "message": None, "metrics": {"err": 0.1 * k}}
+                   for k, v in enumerate(values))
+    table.update_trials(trials, names, minimize=True)
+    assert table.headers[:2] == ["value", "err"] and table.model_.frozen_columns == 2
+    table.sortByColumn(table.value_column, Qt.SortOrder.AscendingOrder)
+    shown = [table.proxy.index(r, 0).data() for r in range(table.proxy.rowCount())]
+    assert shown == ["-1.5", "2", "3", "10", ""]  # numbers as numbers, the failed trial's empty cell last
+    labels = [table.proxy.headerData(r, Qt.Orientation.Vertical) for r in range(table.proxy.rowCount())]
+    assert labels == ["3", "4", "0", "1", "2"]
+    frozen = table.frozen
+    table.resize(1200, 400)
+    table.show()
+    qtbot.waitExposed(table)
+    assert [frozen.isColumnHidden(c) for c in range(4)] == [False, False, True, True]  # value and metric
+    assert frozen.model() is table.proxy and frozen.selectionModel() is table.selectionModel()
+    table.resize(260, 400)  # a narrow dock: only the value stays frozen, the rest scrolls
+    qtbot.waitUntil(lambda: table.frozen_count() == 1, timeout=2_000)
+    assert [frozen.isColumnHidden(c) for c in range(3)] == [False, True, True]
 
 
 def test_log_ei_keeps_its_contrast_next_to_observations(qtbot):
@@ -222,3 +273,26 @@ def test_convergence_rings_model_proposals_on_the_boundary(qtbot):
     xs, ys = view.boundary.getData()
     assert list(xs) == [3.0] and list(ys) == [4.0]
     np.testing.assert_array_equal(view.best_curve, [5.0, 3.0, 3.0])
+
+
+def test_trials_table_starts_in_trial_order_and_a_frozen_header_click_sorts(qtbot):
+    from lla_studio.gui.trials_table import TrialsTable
+
+    class Window:
+        def show_error(self, message):
+            raise AssertionError(message)
+
+        def tell(self, trial_id, value):
+            raise AssertionError("nothing typed")
+
+    table = TrialsTable(Window())
+    qtbot.addWidget(table)
+    trials = tuple({"id": k, "status": "completed", "source": "initial", "config": {"a": k}, "value": v, "message": None}
+                   for k, v in enumerate([0.8, -2.0, 0.8, 0.3]))
+    table.update_trials(trials, ["a"])
+    order = lambda: [table.proxy.headerData(r, Qt.Orientation.Vertical) for r in range(4)]  # noqa: E731
+    assert order() == ["0", "1", "2", "3"]
+    table._frozen_header_clicked(table.value_column)
+    assert order() == ["1", "3", "0", "2"]
+    table._frozen_header_clicked(table.value_column)  # again: descending
+    assert order()[:2] in (["0", "2"], ["2", "0"]) and order()[-1] == "1"
