@@ -169,6 +169,8 @@ class MainWindow(QMainWindow):
         self.redraw.timeout.connect(self._drain)
         self.redraw.start()
 
+        self._default_state = self.saveState()  # what View > Reset layout goes back to
+        self._fill_view_menu()
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -241,6 +243,26 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Search space"], self.docks["Convergence"]], [int(0.28 * w), int(0.24 * w)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Trials"]], [int(0.40 * h)], Qt.Orientation.Vertical)
 
+    def _fill_view_menu(self) -> None:
+        """One checkable entry per panel (labs included) to show or hide it, and Reset layout."""
+        for title, dock in self.docks.items():
+            toggle = dock.toggleViewAction()
+            toggle.setText(title)
+            self.view_menu.addAction(toggle)
+        self.view_menu.addSeparator()
+        reset = QAction("&Reset layout", self)
+        reset.triggered.connect(self.reset_layout)
+        self.view_menu.addAction(reset)
+
+    def reset_layout(self) -> None:
+        """Every panel back where a first run puts it (closed ones shown again)."""
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.show()
+        for group in (("2-D maps", "Posterior lab", "ReLU lab"), ("Search space", "Kernel graph", "Surrogate")):
+            self.docks[group[0]].raise_()
+        self.default_layout()
+
     # ------------------------------------------------------------------ panels and actions
     def add_panel(self, title: str, widget: QWidget, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         """Dock one panel (any QWidget) under ``title``; the layout is remembered between runs."""
@@ -276,6 +298,8 @@ class MainWindow(QMainWindow):
         action("Export &plots…", self._export_plots_dialog)
         action("&Import trials CSV…", self._import_trials_dialog)
         action("Export &trials CSV…", self._export_trials_dialog)
+        menu.addSeparator()
+        self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")
         self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
         self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
@@ -283,6 +307,7 @@ class MainWindow(QMainWindow):
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
+        self.view_menu = self.menuBar().addMenu("&View")  # filled once every panel exists
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = action("Run", self.run, "F5", (run_menu, tb))
         self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))

@@ -459,3 +459,29 @@ def test_one_add_is_one_undo(window, qtbot):
     assert stack.count() == 1 and len(kernel.node_keys()) == nodes + 1  # the undone table Add is gone
     stack.undo()
     assert len(kernel.node_keys()) == nodes
+
+
+def test_the_view_menu_shows_and_hides_every_panel_and_resets_the_layout(window, qtbot):
+    window.show()
+    qtbot.waitExposed(window)
+    titles = [a.text() for a in window.view_menu.actions() if a.isCheckable()]
+    assert titles == list(window.docks) and {"Posterior lab", "ReLU lab", "Trials"} <= set(titles)
+    trials = next(a for a in window.view_menu.actions() if a.text() == "Trials")
+    trials.trigger()  # hide
+    assert not window.docks["Trials"].isVisible() and not trials.isChecked()
+    window.docks["Convergence"].close()  # closed from its own title bar
+    assert not window.docks["Convergence"].isVisible()
+    reset = next(a for a in window.view_menu.actions() if a.text() == "&Reset layout")
+    reset.trigger()
+    assert window.docks["Trials"].isVisible() and window.docks["Convergence"].isVisible()
+    assert not window.docks["Posterior lab"].isFloating()
+
+
+def test_quit_is_ctrl_q_and_closes_the_window(window, qtbot):
+    from PySide6.QtGui import QKeySequence
+
+    assert window.quit_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Quit)
+    window.show()
+    qtbot.waitExposed(window)
+    window.quit_action.trigger()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
