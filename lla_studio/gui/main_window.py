@@ -65,6 +65,37 @@ def boundary_text(counts: tuple[int, int, int, int]) -> str:
     return text
 
 
+def _export_svg(item: Any, target: Path, width: int | None, dpi: int) -> None:
+    """Render a plot item (or a whole graphics scene) into an SVG file with Qt's ``QSvgGenerator``.
+
+    Why not pyqtgraph's ``SVGExporter``: with pyqtgraph 0.14 and the PySide6 we pin, it fails on
+    every panel of the window while rewriting the path data Qt wrote ("not enough values to
+    unpack" in its coordinate parser), so Export plots as SVG wrote nothing. Qt's own generator
+    draws what the screen shows, as vectors.
+    """
+    from PySide6.QtCore import QRectF, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    scene = item if hasattr(item, "sceneRect") and not hasattr(item, "sceneBoundingRect") else item.scene()
+    source = scene.sceneRect() if scene is item else item.sceneBoundingRect()
+    w = float(width) if width is not None else source.width()
+    h = w * source.height() / max(source.width(), 1.0)
+    generator = QSvgGenerator()
+    generator.setFileName(str(target))
+    generator.setSize(QSize(round(w), round(h)))
+    generator.setViewBox(QRectF(0.0, 0.0, w, h))
+    generator.setTitle(target.stem)
+    generator.setResolution(int(dpi))  # its physical size: width / dpi inches
+    painter = QPainter(generator)
+    try:
+        scene.render(painter, QRectF(0.0, 0.0, w, h), source)
+    finally:
+        painter.end()
+    if not target.is_file():
+        raise OSError(f"could not write {target}")
+
+
 class _DocumentEdit(QUndoCommand):
     """A session-document command on the window's one undo stack (next to the editors' own
     commands: a wire drawn on the kernel canvas, a cell typed in the search-space table)."""
@@ -555,13 +586,11 @@ class MainWindow(QMainWindow):
             self.engine.add(config, value)
         return len(rows)
 
-    def export_plots(self, folder: Path, fmt: str = "png") -> list[Path]:
-        """Write every plot as PNG or SVG (pyqtgraph exporters)."""
-        import pyqtgraph.exporters as exporters
+    PLOT_PANELS = ("convergence", "slice", "slice_acquisition", "hyperparameters", "leave_one_out", "maps")
+    """What Export plots can write, one file each."""
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        items = {
+    def _plot_items(self) -> dict[str, Any]:
+        return {
             "convergence": self.convergence.getPlotItem(),
             "slice": self.slice_view.plot.getPlotItem(),
             "slice_acquisition": self.slice_view.acq_plot.getPlotItem(),
@@ -569,11 +598,52 @@ class MainWindow(QMainWindow):
             "leave_one_out": self.loo.plot.getPlotItem(),
             "maps": self.maps.glw.scene(),
         }
+
+    def export_plots(
+        self,
+        folder: Path,
+        fmt: str = "png",
+        width: int | None = None,
+        dpi: int = 96,
+        panels: Any = None,
+    ) -> list[Path]:
+        """Write plots as PNG or SVG (pyqtgraph's exporters), for papers.
+
+        Args:
+            folder: Created if missing; one file per panel, ``<panel>.<fmt>``.
+            fmt: ``"png"`` or ``"svg"``.
+            width: Width in pixels of each PNG (the height keeps the panel's aspect); ``None``: the
+                panel's size on screen. For an SVG, the width of its canvas.
+            dpi: Resolution written into each PNG (so ``width / dpi`` inches print at that size).
+            panels: Names from :attr:`PLOT_PANELS` (``None``: all of them).
+        """
+        import pyqtgraph.exporters as exporters
+
+        if fmt not in ("png", "svg"):
+            raise ValueError(f"export format must be 'png' or 'svg', got {fmt!r}")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        items = self._plot_items()
+        chosen = list(self.PLOT_PANELS if panels is None else panels)
+        unknown = [n for n in chosen if n not in items]
+        if unknown:
+            raise ValueError(f"no plot panel {unknown[0]!r} (panels: {', '.join(self.PLOT_PANELS)})")
         written = []
-        for name, item in items.items():
-            exporter = exporters.SVGExporter(item) if fmt == "svg" else exporters.ImageExporter(item)
+        for name in chosen:
+            item = items[name]
             target = folder / f"{name}.{fmt}"
-            exporter.export(str(target))
+            if fmt == "svg":
+                _export_svg(item, target, width, dpi)
+            else:
+                exporter = exporters.ImageExporter(item)
+                if width is not None:
+                    exporter.parameters()["width"] = int(width)  # the height follows the aspect ratio
+                image = exporter.export(toBytes=True)
+                per_metre = round(dpi / 0.0254)
+                image.setDotsPerMeterX(per_metre)
+                image.setDotsPerMeterY(per_metre)
+                if not image.save(str(target)):
+                    raise OSError(f"could not write {target}")
             written.append(target)
         return written
 
@@ -587,9 +657,16 @@ class MainWindow(QMainWindow):
                 self.show_error(f"cannot export {name}: {err}")
 
     def _export_plots_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export plots to folder")
-        if folder:
-            self.export_plots(Path(folder))
+        from lla_studio.gui.export_dialog import ExportPlotsDialog
+
+        dialog = ExportPlotsDialog(self.PLOT_PANELS, self)
+        if dialog.exec():
+            try:
+                written = self.export_plots(**dialog.options())
+            except (OSError, ValueError) as err:
+                self.show_error(f"export plots: {err}")
+                return
+            self.statusBar().showMessage(f"exported {len(written)} plot(s) to {written[0].parent}", 5000)
 
     def _import_trials_dialog(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Import trials", "", "CSV (*.csv)")

@@ -485,3 +485,30 @@ def test_quit_is_ctrl_q_and_closes_the_window(window, qtbot):
     qtbot.waitExposed(window)
     window.quit_action.trigger()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+
+
+def test_plots_export_at_a_chosen_size_and_resolution_as_png_and_svg(window, qtbot, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from lla_studio.gui.export_dialog import ExportPlotsDialog
+
+    window.show()
+    qtbot.waitExposed(window)
+    written = window.export_plots(tmp_path / "png", fmt="png", width=1800, dpi=300)
+    assert [p.stem for p in written] == list(window.PLOT_PANELS)
+    image = QImage(str(written[window.PLOT_PANELS.index("leave_one_out")]))
+    assert image.width() == 1800 and round(image.dotsPerMeterX() * 0.0254) == 300  # 6 in at 300 dpi
+    (svg,) = window.export_plots(tmp_path / "svg", fmt="svg", width=1200, dpi=300, panels=["convergence"])
+    text = svg.read_text()
+    assert svg.name == "convergence.svg" and 'viewBox="0 0 1200 ' in text and 'width="101.6mm"' in text  # 4 in
+    assert text.count("<path") + text.count("<polyline") > 5  # the axes and curves, as vectors
+    with pytest.raises(ValueError, match="no plot panel 'nope'"):
+        window.export_plots(tmp_path, panels=["nope"])
+    dialog = ExportPlotsDialog(window.PLOT_PANELS, window)
+    dialog.folder.setText(str(tmp_path / "d"))
+    dialog.format.setCurrentText("svg")
+    dialog.panel.setCurrentIndex(dialog.panel.findData("maps"))
+    dialog.width_px.setValue(900)
+    dialog.dpi.setValue(150)
+    assert dialog.options() == {"folder": tmp_path / "d", "fmt": "svg", "width": 900, "dpi": 150, "panels": ["maps"]}
+    assert "6.00 in" in dialog.inches.text()
