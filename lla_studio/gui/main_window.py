@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QCloseEvent, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QSizePolicy,
     QTabBar,
@@ -24,7 +23,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QSpinBox,
     QWidget,
 )
 
@@ -35,6 +33,8 @@ from lla_studio.core.session import Session, load_session, save_session
 from lla_studio.engine.gui_gc import freeze_long_lived, thaw_long_lived
 from lla_studio.engine.study_worker import StudyEngine, StudySnapshot
 from lla_studio.gui.kernel_editor import KernelGraphEditor
+from lla_studio.gui.plot_export import PLOT_PANELS, export_plots
+from lla_studio.gui.window_menus import build_actions, fill_view_menu
 from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.relu_lab_panel import ReluLabPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
@@ -63,37 +63,6 @@ def boundary_text(counts: tuple[int, int, int, int]) -> str:
     if total > recent:
         text += f" ({recent_hits} of the last {recent})"
     return text
-
-
-def _export_svg(item: Any, target: Path, width: int | None, dpi: int) -> None:
-    """Render a plot item (or a whole graphics scene) into an SVG file with Qt's ``QSvgGenerator``.
-
-    Why not pyqtgraph's ``SVGExporter``: with pyqtgraph 0.14 and the PySide6 we pin, it fails on
-    every panel of the window while rewriting the path data Qt wrote ("not enough values to
-    unpack" in its coordinate parser), so Export plots as SVG wrote nothing. Qt's own generator
-    draws what the screen shows, as vectors.
-    """
-    from PySide6.QtCore import QRectF, QSize
-    from PySide6.QtGui import QPainter
-    from PySide6.QtSvg import QSvgGenerator
-
-    scene = item if hasattr(item, "sceneRect") and not hasattr(item, "sceneBoundingRect") else item.scene()
-    source = scene.sceneRect() if scene is item else item.sceneBoundingRect()
-    w = float(width) if width is not None else source.width()
-    h = w * source.height() / max(source.width(), 1.0)
-    generator = QSvgGenerator()
-    generator.setFileName(str(target))
-    generator.setSize(QSize(round(w), round(h)))
-    generator.setViewBox(QRectF(0.0, 0.0, w, h))
-    generator.setTitle(target.stem)
-    generator.setResolution(int(dpi))  # its physical size: width / dpi inches
-    painter = QPainter(generator)
-    try:
-        scene.render(painter, QRectF(0.0, 0.0, w, h), source)
-    finally:
-        painter.end()
-    if not target.is_file():
-        raise OSError(f"could not write {target}")
 
 
 class _DocumentEdit(QUndoCommand):
@@ -187,7 +156,7 @@ class MainWindow(QMainWindow):
         self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
         self.maps.params_changed.connect(lambda *_: self.request_surfaces())
 
-        self._build_actions()
+        build_actions(self)
         self.status_label = QLabel("idle")
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # no relayout per update
         self.progress = QProgressBar()
@@ -201,7 +170,7 @@ class MainWindow(QMainWindow):
         self.redraw.start()
 
         self._default_state = self.saveState()  # what View > Reset layout goes back to
-        self._fill_view_menu()
+        fill_view_menu(self)
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -274,17 +243,6 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Search space"], self.docks["Convergence"]], [int(0.28 * w), int(0.24 * w)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Trials"]], [int(0.40 * h)], Qt.Orientation.Vertical)
 
-    def _fill_view_menu(self) -> None:
-        """One checkable entry per panel (labs included) to show or hide it, and Reset layout."""
-        for title, dock in self.docks.items():
-            toggle = dock.toggleViewAction()
-            toggle.setText(title)
-            self.view_menu.addAction(toggle)
-        self.view_menu.addSeparator()
-        reset = QAction("&Reset layout", self)
-        reset.triggered.connect(self.reset_layout)
-        self.view_menu.addAction(reset)
-
     def reset_layout(self) -> None:
         """Every panel back where a first run puts it (closed ones shown again)."""
         self.restoreState(self._default_state)
@@ -303,69 +261,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[title] = dock
         return dock
-
-    def _build_actions(self) -> None:
-        tb = self.addToolBar("Study")
-        tb.setObjectName("toolbar-study")
-        menu = self.menuBar().addMenu("&File")
-
-        def action(text: str, slot: Any, shortcut: Any = None, where: Any = (menu,)) -> QAction:
-            a = QAction(text, self)
-            if shortcut is not None:
-                a.setShortcut(shortcut)
-            a.triggered.connect(slot)
-            for w in where:
-                w.addAction(a)
-            return a
-
-        action("&New", self.new_session, QKeySequence.StandardKey.New)
-        action("&Open…", self._open_dialog, QKeySequence.StandardKey.Open, (menu, tb))
-        self.recent_menu = menu.addMenu("Open &Recent")
-        self._fill_recent()
-        action("&Save", self.save, QKeySequence.StandardKey.Save, (menu, tb))
-        action("Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
-        action("&Export session…", self._export_session_dialog)
-        menu.addSeparator()
-        action("Export &plots…", self._export_plots_dialog)
-        action("&Import trials CSV…", self._import_trials_dialog)
-        action("Export &trials CSV…", self._export_trials_dialog)
-        menu.addSeparator()
-        self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        edit_menu = self.menuBar().addMenu("&Edit")
-        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
-        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
-        edit_menu.addAction(self.undo_action)
-        edit_menu.addAction(self.redo_action)
-        self.view_menu = self.menuBar().addMenu("&View")  # filled once every panel exists
-        run_menu = self.menuBar().addMenu("&Run")
-        self.run_action = action("Run", self.run, "F5", (run_menu, tb))
-        self.pause_action = action("Pause", self.pause, "F6", (run_menu, tb))
-        self.step_action = action("Step", self.step, "F10", (run_menu, tb))
-        self.stop_action = action("Stop", self.pause, "Shift+F5", (run_menu, tb))
-        tb.addWidget(QLabel(" surrogate "))
-        self.surrogate_combo = QComboBox()
-        self.surrogate_combo.addItems(["gp", "lla"])
-        self.surrogate_combo.setToolTip("exact GP with the kernel graph, or a linearized Laplace approximation of an MLP")
-        # a quick switch that drives the Surrogate panel (which owns the network and its settings)
-        self.surrogate_combo.currentTextChanged.connect(
-            lambda kind: self.surrogate_editor.type_combo.setCurrentIndex(self.surrogate_editor.type_combo.findData(kind))
-        )
-        tb.addWidget(self.surrogate_combo)
-        tb.addWidget(QLabel(" budget "))
-        self.budget = QSpinBox()
-        self.budget.setRange(1, 100000)
-        self.budget.setToolTip("trials in all (initial design included); saved with the session")
-        self.budget.setKeyboardTracking(False)  # one command per edit, not one per digit typed
-        self.budget.valueChanged.connect(self._budget_changed)
-        tb.addWidget(self.budget)
-        tb.addWidget(QLabel(" seed "))
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setKeyboardTracking(False)
-        self.seed.valueChanged.connect(self._seed_changed)
-        tb.addWidget(self.seed)
 
     # ------------------------------------------------------------------ documents
     def open_session(self, path: Path) -> bool:
@@ -586,8 +481,7 @@ class MainWindow(QMainWindow):
             self.engine.add(config, value)
         return len(rows)
 
-    PLOT_PANELS = ("convergence", "slice", "slice_acquisition", "hyperparameters", "leave_one_out", "maps")
-    """What Export plots can write, one file each."""
+    PLOT_PANELS = PLOT_PANELS
 
     def _plot_items(self) -> dict[str, Any]:
         return {
@@ -599,53 +493,9 @@ class MainWindow(QMainWindow):
             "maps": self.maps.glw.scene(),
         }
 
-    def export_plots(
-        self,
-        folder: Path,
-        fmt: str = "png",
-        width: int | None = None,
-        dpi: int = 96,
-        panels: Any = None,
-    ) -> list[Path]:
-        """Write plots as PNG or SVG (pyqtgraph's exporters), for papers.
-
-        Args:
-            folder: Created if missing; one file per panel, ``<panel>.<fmt>``.
-            fmt: ``"png"`` or ``"svg"``.
-            width: Width in pixels of each PNG (the height keeps the panel's aspect); ``None``: the
-                panel's size on screen. For an SVG, the width of its canvas.
-            dpi: Resolution written into each PNG (so ``width / dpi`` inches print at that size).
-            panels: Names from :attr:`PLOT_PANELS` (``None``: all of them).
-        """
-        import pyqtgraph.exporters as exporters
-
-        if fmt not in ("png", "svg"):
-            raise ValueError(f"export format must be 'png' or 'svg', got {fmt!r}")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        items = self._plot_items()
-        chosen = list(self.PLOT_PANELS if panels is None else panels)
-        unknown = [n for n in chosen if n not in items]
-        if unknown:
-            raise ValueError(f"no plot panel {unknown[0]!r} (panels: {', '.join(self.PLOT_PANELS)})")
-        written = []
-        for name in chosen:
-            item = items[name]
-            target = folder / f"{name}.{fmt}"
-            if fmt == "svg":
-                _export_svg(item, target, width, dpi)
-            else:
-                exporter = exporters.ImageExporter(item)
-                if width is not None:
-                    exporter.parameters()["width"] = int(width)  # the height follows the aspect ratio
-                image = exporter.export(toBytes=True)
-                per_metre = round(dpi / 0.0254)
-                image.setDotsPerMeterX(per_metre)
-                image.setDotsPerMeterY(per_metre)
-                if not image.save(str(target)):
-                    raise OSError(f"could not write {target}")
-            written.append(target)
-        return written
+    def export_plots(self, folder: Path, fmt: str = "png", width: int | None = None, dpi: int = 96, panels: Any = None) -> list[Path]:
+        """Write plots as PNG or SVG for papers (see :func:`lla_studio.gui.plot_export.export_plots`)."""
+        return export_plots(self._plot_items(), folder, fmt, width, dpi, panels)
 
     def _export_session_dialog(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export session", "", "LLA Studio sessions (*.json)")
