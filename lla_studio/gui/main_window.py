@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from lla_studio.gui.plot_export import PLOT_PANELS, export_plots
 from lla_studio.gui.window_menus import build_actions, fill_view_menu
 from lla_studio.gui.posterior_lab import PosteriorLab
 from lla_studio.gui.relu_lab_panel import ReluLabPanel
+from lla_studio.gui.run_settings import RunSettingsPanel
 from lla_studio.gui.search_space_editor import SearchSpaceEditor
 from lla_studio.gui.surrogate_editor import SurrogateEditor
 from lla_studio.gui.trials_table import TrialsTable, _cell  # noqa: F401 (re-exported)
@@ -149,9 +151,13 @@ class MainWindow(QMainWindow):
         self.surrogate_editor.spec_changed.connect(self._surrogate_edited)
         self.surrogate_editor.validity_changed.connect(lambda _ok: self._refresh_runnable())
         self.add_panel("Surrogate", self.surrogate_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.run_settings = RunSettingsPanel()
+        self.run_settings.edited.connect(self._run_settings_edited)
+        self.add_panel("Run settings", self.run_settings, Qt.DockWidgetArea.LeftDockWidgetArea)
         # tabify once all three exist: growing a tab group one dock at a time leaves a stale tab bar
         self.tabifyDockWidget(self.docks["Search space"], self.docks["Kernel graph"])
         self.tabifyDockWidget(self.docks["Search space"], self.docks["Surrogate"])
+        self.tabifyDockWidget(self.docks["Search space"], self.docks["Run settings"])
         self.docks["Search space"].raise_()
         self.slice_view.param_changed.connect(lambda _: self.request_surfaces())
         self.maps.params_changed.connect(lambda *_: self.request_surfaces())
@@ -212,8 +218,9 @@ class MainWindow(QMainWindow):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
+        self.run_settings.set_specs(session.loop, session.acquisition)
         self.dirty = True
-        if "loop" in sections:
+        if "loop" in sections or "acquisition" in sections:
             self.engine.load(session)
         self._update_title()
 
@@ -331,6 +338,7 @@ class MainWindow(QMainWindow):
         features = list(session.features.feature_names)
         self.space_editor.set_space(session.search_space, features)
         self.surrogate_editor.set_spec(session.surrogate, len(features))
+        self.run_settings.set_specs(session.loop, session.acquisition)
         self._refresh_runnable()
         self.kernel_editor.set_features(features)
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
@@ -537,26 +545,41 @@ class MainWindow(QMainWindow):
         not reloaded: the budget is an argument of Run)."""
         self._edit_loop(f"Budget {value}", reload=False, budget=value)
 
-    def _edit_loop(self, label: str, reload: bool = True, **changes: Any) -> None:
-        from dataclasses import replace
+    def _run_settings_edited(self, section: str, spec: Any) -> None:
+        """A valid loop or acquisition from the Run settings form: one undoable command."""
+        changed = [f.name for f in fields(spec) if getattr(spec, f.name) != getattr(getattr(self.session, section), f.name)]
+        label = f"{section.capitalize()}: {', '.join(n.replace('_', ' ') for n in changed) or 'settings'}"
+        if not self._edit_sections(label, **{section: spec}) and self.session is not None:
+            self.run_settings.set_specs(self.session.loop, self.session.acquisition)  # refused: show what holds
+            self.run_settings.error.setText(self.errors[-1] if self.errors else "")
 
+    def _edit_sections(self, label: str, reload: bool = True, **sections: Any) -> bool:
+        """Change session sections as one undoable command on the window's stack; returns False
+        when the session refused the change (the message is in the status bar)."""
         session = self.current_session()
         if self.document is None or session is None:
-            return
+            return False
         if session.trials != self.document.session.trials:
             self.document.set_trials(session.trials)  # the study's newest trials first (not undoable)
         try:
-            command = self.document.edit(label, loop=replace(self.document.session.loop, **changes))
+            command = self.document.edit(label, **sections)
         except LLAStudioError as err:
             self.show_error(str(err))
-            return
+            return False
         if command is None:
-            return
+            return True
         self.undo_stack.push(_DocumentEdit(self, command))
         self.dirty = True
         if reload:
             self.engine.load(self.document.session)
         self._update_title()
+        return True
+
+    def _edit_loop(self, label: str, reload: bool = True, **changes: Any) -> None:
+        from dataclasses import replace
+
+        if self.document is not None:
+            self._edit_sections(label, reload, loop=replace(self.document.session.loop, **changes))
 
     def current_session(self) -> Session | None:
         """The session with the engine's newest trials, the toolbar's budget (and the surrogate

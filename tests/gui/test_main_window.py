@@ -512,3 +512,23 @@ def test_plots_export_at_a_chosen_size_and_resolution_as_png_and_svg(window, qtb
     dialog.dpi.setValue(150)
     assert dialog.options() == {"folder": tmp_path / "d", "fmt": "svg", "width": 900, "dpi": 150, "panels": ["maps"]}
     assert "6.00 in" in dialog.inches.text()
+
+
+def test_run_settings_edit_the_session_as_undoable_commands(window, qtbot, tmp_path):
+    panel = window.run_settings
+    assert panel.value("loop", "initial_design") == window.session.loop.initial_design
+    assert panel.value("acquisition", "type") == window.session.acquisition.type
+    panel.set_value("loop", "initial_design", 5)
+    assert window.session.loop.initial_design == 5 and window.engine.session.loop.initial_design == 5
+    panel.set_value("acquisition", "type", "ucb")
+    panel.set_value("acquisition", "beta", 4.5)
+    assert window.session.acquisition.type == "ucb" and window.session.acquisition.beta == 4.5
+    assert window.undo_stack.count() == 3 and window.undo_stack.undoText() == "Acquisition: beta"
+    panel.set_value("acquisition", "num_restarts", 0)  # refused by the spec: nothing changes
+    assert "acquisition.num_restarts" in panel.error.text() and window.session.acquisition.num_restarts == 10
+    assert window.undo_stack.count() == 3
+    window.undo_stack.undo()
+    assert window.session.acquisition.beta == 2.0 and panel.value("acquisition", "beta") == 2.0
+    assert window.save_to(tmp_path / "r.json")
+    saved = load_session(tmp_path / "r.json")
+    assert saved.loop.initial_design == 5 and saved.acquisition.type == "ucb"
