@@ -321,6 +321,7 @@ class MainWindow(QMainWindow):
         self.dirty = False
         self._redraws.clear()  # nothing of the previous session is drawn any more
         self._pending_surfaces.clear()
+        self.reset_views()
         names = list(session.search_space.names)
         self.slice_view.set_parameters(names)
         self.maps.set_parameters(names)
@@ -344,6 +345,13 @@ class MainWindow(QMainWindow):
         self.kernel_editor.set_graph(session.kernel if session.kernel is not None else default_kernel(features))
         self._update_title()
 
+    def reset_views(self) -> None:
+        """Every view empty: nothing of a previous session or surrogate stays drawn."""
+        self._drawn.clear()
+        self._redraws.clear()
+        for view in (self.convergence, self.slice_view, self.maps, self.hyper, self.loo):
+            view.reset()
+
     def _surrogate_edited(self, spec: Any) -> None:
         """A valid surrogate from the Surrogate panel becomes the session's (trials kept)."""
         self.surrogate_combo.blockSignals(True)
@@ -351,7 +359,11 @@ class MainWindow(QMainWindow):
         self.surrogate_combo.blockSignals(False)
         session = self.current_session()
         if session is not None and spec != session.surrogate:
-            self._adopt(session, surrogate=spec)
+            switched = spec.type != session.surrogate.type
+            if self._adopt(session, surrogate=spec) is not None and switched:
+                self._drawn.clear()  # the trials are redrawn at the next snapshot
+                for view in (self.slice_view, self.maps, self.hyper, self.loo):
+                    view.reset()  # another model: its curves, maps and scores are not the old one's
 
     def _adopt(self, session: Session, report: Any = None, **changes: Any) -> Session | None:
         """``session`` with ``changes`` (trials kept) becomes the window's and the engine's; on a

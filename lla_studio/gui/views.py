@@ -115,6 +115,13 @@ class ConvergenceView(pg.PlotWidget):
             self.addItem(item)
         self.best_curve = np.zeros(0)
 
+    def reset(self) -> None:
+        """Nothing drawn (another session)."""
+        for item in (self.values, self.failed, self.boundary):
+            item.setData([], [])
+        self.best.setData([], [])
+        self.best_curve = np.zeros(0)
+
     def update_trials(self, trials: tuple[dict[str, Any], ...], minimize: bool) -> None:
         done = [(i, t["value"]) for i, t in enumerate(t for t in trials if t["status"] in ("completed", "failed")) if t["value"] is not None]
         edge = [(i, t["value"]) for i, t in enumerate(t for t in trials if t["status"] in ("completed", "failed"))
@@ -277,6 +284,17 @@ class SliceView(QWidget):
                 pad = 0.08 * (a1 - a0)
                 self.acq_plot.setYRange(a0 - pad, a1 + pad, padding=0)
 
+    def reset(self) -> None:
+        """Nothing drawn (another session or surrogate): curves, band, observations, notes."""
+        for item in (self.mean, self.upper, self.lower, self.acq):
+            item.setData([], [])
+        self.obs.setData([], [])
+        self.argmax.setVisible(False)
+        self.note.setVisible(False)
+        self.note_text = ""
+        self.snapshot = None
+        self.follow_data = True
+
     def set_parameters(self, names: list[str]) -> None:
         current = self.combo.currentText()
         self.combo.blockSignals(True)
@@ -394,6 +412,16 @@ class MapsView(QWidget):
             self.obs[key], self.incumbent[key], self.proposal[key] = obs, inc, prop
         self.snapshot: Any = None
 
+    def reset(self) -> None:
+        """Nothing drawn (another session or surrogate): images and markers cleared."""
+        for key in self.images:
+            self.images[key].clear()
+            for items in (self.obs, self.incumbent, self.proposal):
+                items[key].setData([], [])
+            self.notes[key].setVisible(False)
+        self.note_text = ""
+        self.snapshot = None
+
     def set_parameters(self, names: list[str]) -> None:
         for combo, default in ((self.combo_a, 0), (self.combo_b, 1)):
             current = combo.currentText()
@@ -466,6 +494,14 @@ class HyperparameterView(pg.PlotWidget):
         self.legend = self.addLegend(offset=(-10, 10))
         self.curves: dict[str, pg.PlotDataItem] = {}
 
+    def reset(self) -> None:
+        """No curves and no legend entries (another session or surrogate: the GP's lengthscales
+        and the LLA's prior precision never share the plot)."""
+        for curve in self.curves.values():
+            self.removeItem(curve)
+        self.legend.clear()
+        self.curves.clear()
+
     def update_timeline(self, timeline: tuple[tuple[int, dict[str, list[float]]], ...]) -> None:
         series: dict[str, tuple[list[float], list[float]]] = {}
         for n, hp in timeline:
@@ -505,6 +541,14 @@ class LOOView(QWidget):
         for item in (self.diagonal, self.bars, self.points):
             self.plot.addItem(item)
         self.data: Any = None
+
+    def reset(self) -> None:
+        """No data and no scores (another session or surrogate)."""
+        self.points.setData([], [])
+        self.bars.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
+        self.diagonal.setData([], [])
+        self.label.setText("no surrogate yet")
+        self.data = None
 
     def update_loo(self, loo: Any) -> None:
         if loo is None:

@@ -532,3 +532,27 @@ def test_run_settings_edit_the_session_as_undoable_commands(window, qtbot, tmp_p
     assert window.save_to(tmp_path / "r.json")
     saved = load_session(tmp_path / "r.json")
     assert saved.loop.initial_design == 5 and saved.acquisition.type == "ucb"
+
+
+def test_opening_another_session_or_switching_the_surrogate_leaves_nothing_of_the_old_drawn(window, qtbot):
+    from types import SimpleNamespace
+
+    trials = tuple({"id": k, "status": "completed", "source": "initial", "config": {"x1": 0.0, "x2": 1.0},
+                    "value": float(k), "message": None} for k in range(4))
+    window.convergence.update_trials(trials, True)
+    window.hyper.update_timeline(((4, {"covar_module.lengthscale": [0.3, 0.4], "likelihood.noise_covar.noise": [1e-3]}),))
+    loo = SimpleNamespace(observed=np.arange(4.0), mean=np.arange(4.0), sd=np.ones(4), mlpd=-1.0, rmse=0.5, coverage95=1.0)
+    window.loo.update_loo(loo)
+    window.slice_view.mean.setData([0.0, 1.0], [1.0, 2.0])
+    window.maps.images["mean"].setImage(np.ones((4, 4), dtype=np.float32))
+    assert len(window.hyper.curves) == 3 and window.loo.data is not None
+    window.surrogate_editor.type_combo.setCurrentIndex(window.surrogate_editor.type_combo.findData("lla"))
+    qtbot.waitUntil(lambda: window.session.surrogate.type == "lla", timeout=5_000)
+    assert not window.hyper.curves and not window.hyper.legend.items  # no GP lengthscale beside LLA values
+    assert window.loo.data is None and window.loo.label.text() == "no surrogate yet"
+    assert window.slice_view.mean.getData()[0] is None or len(window.slice_view.mean.getData()[0]) == 0
+    assert window.maps.images["mean"].image is None
+    assert len(window.convergence.values.getData()[0]) == 4  # the trials are the same: still drawn
+    assert window.open_session(Path(default_session_path()).with_name("hartmann6.json"))
+    assert len(window.convergence.values.getData()[0]) == 0 and len(window.convergence.best_curve) == 0
+    assert window.slice_view.snapshot is None and window.maps.snapshot is None
