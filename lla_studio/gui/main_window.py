@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
         self._pending_surfaces.clear()
         self.reset_views()
         names = list(session.search_space.names)
-        self.slice_view.set_parameters(names)
+        self.slice_view.set_parameters(names, session.search_space)
         self.maps.set_parameters(names)
         self.budget.blockSignals(True)
         self.budget.setMinimum(max(1, session.loop.initial_design))
@@ -388,7 +388,7 @@ class MainWindow(QMainWindow):
         if visible and self.relu_lab is None:
             self.relu_lab = ReluLabPanel()
             self.docks["ReLU lab"].setWidget(self.relu_lab)
-            freeze_long_lived()  # torch was imported for it
+            freeze_long_lived()  # the panel's widgets live as long as the window
 
     def _posterior_lab_shown(self, visible: bool) -> None:
         if visible and self.posterior_lab is None:
@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
             return
         self._refresh_runnable()
         names = list(space.names)
-        self.slice_view.set_parameters(names)
+        self.slice_view.set_parameters(names, space)
         self.maps.set_parameters(names)
 
     def _kernel_edited(self, graph: Any) -> None:

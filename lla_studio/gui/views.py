@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
+    QGridLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -142,49 +143,165 @@ class ConvergenceView(pg.PlotWidget):
         self.failed.setData(fx, np.full(len(fx), y0))
 
 
+class _NoWheel(QObject):
+    """Wheel events over a slider or a combo box scroll the panel instead of changing the value
+    (unless the widget has the keyboard focus: a click gives it)."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+
+
 class FixedValues(QWidget):
-    """Sliders that set the other parameters of a slice (unit-cube values); default: the incumbent."""
+    """The other parameters of a slice: a slider with its value for numbers, a combo box for a
+    choice, in two columns; default: the incumbent. Values are unit-cube coordinates."""
 
     changed = Signal()
+    COLUMN_WIDTH = 280
+    """Pixels one column of (label, editor, value) needs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.form = QFormLayout(self)
+        self.columns = 2
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(2, 0, 2, 0)
+        self.grid.setVerticalSpacing(2)
         self.follow = QCheckBox("at the incumbent")
         self.follow.setChecked(True)
         self.follow.toggled.connect(self._toggled)
-        self.form.addRow(self.follow)
+        self.grid.addWidget(self.follow, 0, 0, 1, 3 * self.columns)
         self.sliders: dict[str, QSlider] = {}
+        self.combos: dict[str, QComboBox] = {}
+        self.labels: dict[str, QLabel] = {}
+        self.value_labels: dict[str, QLabel] = {}
+        self._params: dict[str, Any] = {}
+        self._rows: dict[str, list[QWidget]] = {}
+        self._no_wheel = _NoWheel(self)
 
-    def set_parameters(self, names: list[str]) -> None:
-        for name in list(self.sliders):
-            self.form.removeRow(self.sliders.pop(name))
+    def set_parameters(self, names: list[str], space: Any = None) -> None:
+        """One editor per parameter (with the search space: combo boxes for choices and values
+        in the parameters' own units next to the sliders)."""
+        for widgets in self._rows.values():
+            for w in widgets:
+                self.grid.removeWidget(w)
+                w.deleteLater()
+        self.sliders, self.combos, self.labels, self.value_labels, self._rows = {}, {}, {}, {}, {}
+        self._params = {n: space[n] for n in names} if space is not None else {}
         for name in names:
-            slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setRange(0, 1000)
-            slider.setValue(500)
-            slider.setEnabled(not self.follow.isChecked())
-            slider.valueChanged.connect(lambda _v: self.changed.emit())
-            self.form.addRow(name, slider)
-            self.sliders[name] = slider
+            label = QLabel(name)
+            label.setToolTip(name)
+            param = self._params.get(name)
+            if param is not None and param.kind == "choice":
+                combo = QComboBox()
+                editor: QWidget = combo
+                for choice in param.choices:
+                    combo.addItem(_fmt_value(choice))
+                combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
+                self.combos[name] = combo
+                value = QLabel("")
+            else:
+                slider = QSlider(Qt.Orientation.Horizontal)
+                editor = slider
+                slider.setRange(0, 1000)
+                slider.setValue(500)
+                slider.valueChanged.connect(lambda _v, n=name: self._moved(n))
+                self.sliders[name] = slider
+                value = QLabel("")
+                value.setMinimumWidth(68)
+            editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            editor.installEventFilter(self._no_wheel)
+            editor.setEnabled(not self.follow.isChecked())
+            self.labels[name], self.value_labels[name] = label, value
+            self._rows[name] = [label, editor, value]
+            self._show_value(name)
+        self._place()
 
-    def _toggled(self, follow: bool) -> None:
-        for slider in self.sliders.values():
-            slider.setEnabled(not follow)
+    def set_columns(self, columns: int) -> None:
+        """Lay the parameters out in ``columns`` columns (the slice view picks it from its width)."""
+        columns = max(1, int(columns))
+        if columns != self.columns:
+            self.columns = columns
+            self._place()
+
+    def _place(self) -> None:
+        for w in (w for row in self._rows.values() for w in row):
+            self.grid.removeWidget(w)
+        self.grid.removeWidget(self.follow)
+        self.grid.addWidget(self.follow, 0, 0, 1, 3 * self.columns)
+        for i, widgets in enumerate(self._rows.values()):
+            row, col = 1 + i // self.columns, 3 * (i % self.columns)
+            for k, w in enumerate(widgets):
+                self.grid.addWidget(w, row, col + k)
+
+    def rows_for(self, count: int) -> int:
+        """Grid rows that ``count`` parameters take in the current columns."""
+        return -(-count // self.columns)
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters, in the space's order."""
+        return list(self._rows)
+
+    def editor(self, name: str) -> QWidget:
+        return self.combos.get(name) or self.sliders[name]
+
+    def set_row_visible(self, name: str, visible: bool) -> None:
+        for w in self._rows.get(name, ()):
+            w.setVisible(visible)
+
+    def is_row_visible(self, name: str) -> bool:
+        return not self.editor(name).isHidden()
+
+    def _moved(self, name: str) -> None:
+        self._show_value(name)
         self.changed.emit()
 
+    def _show_value(self, name: str) -> None:
+        param = self._params.get(name)
+        if param is not None and name in self.sliders:
+            self.value_labels[name].setText(_fmt_value(param.from_unit(self.unit(name))))
+
+    def _toggled(self, follow: bool) -> None:
+        for name in self._rows:
+            self.editor(name).setEnabled(not follow)
+        self.changed.emit()
+
+    def unit(self, name: str) -> float:
+        """The unit-cube coordinate an editor shows."""
+        if name in self.combos:
+            combo = self.combos[name]
+            k = combo.count()
+            return 0.0 if k <= 1 else combo.currentIndex() / (k - 1)
+        return self.sliders[name].value() / 1000.0
+
     def set_unit(self, name: str, u: float) -> None:
-        """Move one slider (e.g. to the incumbent) without emitting."""
+        """Move one editor (e.g. to the incumbent) without emitting."""
+        u = min(max(float(u), 0.0), 1.0)
+        if name in self.combos:
+            combo = self.combos[name]
+            combo.blockSignals(True)
+            combo.setCurrentIndex(int(round(u * max(combo.count() - 1, 0))))
+            combo.blockSignals(False)
+            return
         slider = self.sliders[name]
         slider.blockSignals(True)
-        slider.setValue(int(round(1000 * min(max(u, 0.0), 1.0))))
+        slider.setValue(int(round(1000 * u)))
         slider.blockSignals(False)
+        self._show_value(name)
 
     def values(self) -> dict[str, float]:
         """Unit-cube values of the parameters the user fixed ({} while following the incumbent)."""
         if self.follow.isChecked():
             return {}
-        return {name: slider.value() / 1000 for name, slider in self.sliders.items()}
+        return {name: self.unit(name) for name in self._rows}
 
 
 class SliceView(QWidget):
@@ -208,7 +325,9 @@ class SliceView(QWidget):
         self.fixed_scroll.setWidget(self.fixed)
         self.fixed_scroll.setWidgetResizable(True)
         self.fixed_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.fixed_scroll.setMaximumHeight(170)
+        self.fixed_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.fixed_scroll.viewport().installEventFilter(self)  # reflow the columns to its width
+        self._fit_fixed_area()
         layout.addWidget(self.fixed_scroll)
         self.plot = pg.PlotWidget()
         self.acq_plot = pg.PlotWidget()
@@ -284,6 +403,22 @@ class SliceView(QWidget):
                 pad = 0.08 * (a1 - a0)
                 self.acq_plot.setYRange(a0 - pad, a1 + pad, padding=0)
 
+    VISIBLE_PARAMETERS = 8
+    """The fixed-values area shows at least this many parameters without scrolling."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        if obj is self.fixed_scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_fixed_area()
+        return False
+
+    def _fit_fixed_area(self) -> None:
+        """As many columns as the width allows (1-3), and the height of 8 parameters' rows."""
+        width = self.fixed_scroll.viewport().width()
+        self.fixed.set_columns(max(1, min(3, width // FixedValues.COLUMN_WIDTH)))
+        rows = self.fixed.rows_for(min(self.VISIBLE_PARAMETERS, max(len(self.fixed.names), 1)))
+        row_height = max(self.fixed.follow.sizeHint().height(), 22) + self.fixed.grid.verticalSpacing()
+        self.fixed_scroll.setFixedHeight((rows + 1) * row_height + 4)
+
     def reset(self) -> None:
         """Nothing drawn (another session or surrogate): curves, band, observations, notes."""
         for item in (self.mean, self.upper, self.lower, self.acq):
@@ -295,7 +430,7 @@ class SliceView(QWidget):
         self.snapshot = None
         self.follow_data = True
 
-    def set_parameters(self, names: list[str]) -> None:
+    def set_parameters(self, names: list[str], space: Any = None) -> None:
         current = self.combo.currentText()
         self.combo.blockSignals(True)
         self.combo.clear()
@@ -303,7 +438,8 @@ class SliceView(QWidget):
         if current in names:
             self.combo.setCurrentText(current)
         self.combo.blockSignals(False)
-        self.fixed.set_parameters(names)
+        self.fixed.set_parameters(names, space)
+        self._fit_fixed_area()
 
     def update_surface(self, snap: Any, column: int, space: Any = None) -> None:
         """Draw a slice; with the search space, choice parameters get categorical ticks, sliders of
@@ -311,12 +447,12 @@ class SliceView(QWidget):
         inactive there is blanked with a note saying when it is active."""
         self.snapshot = snap
         if len(snap.incumbent_u) and not self.fixed.values():
-            for j, name in enumerate(self.fixed.sliders):
+            for j, name in enumerate(self.fixed.names):
                 self.fixed.set_unit(name, float(snap.incumbent_u[j]))
         if space is not None and space.is_conditional and len(snap.incumbent_u):
             active = space.active_names(space.decode(snap.incumbent_u))
-            for name, slider in self.fixed.sliders.items():
-                self.fixed.form.setRowVisible(slider, name in active)
+            for name in self.fixed.names:
+                self.fixed.set_row_visible(name, name in active)
         self.note_text = inactive_note(space, snap.params, snap.incumbent_u)
         self.note.setText(self.note_text)
         self.note.setVisible(bool(self.note_text))

@@ -45,11 +45,11 @@ def test_slice_over_a_choice_has_categorical_ticks_and_hides_inactive_sliders(qt
     assert ticks == [[(0.0, "sgd"), (1.0, "adam"), (2.0, "rmsprop")]]
     assert view.note_text == "" and len(view.mean.getData()[0]) == 3
     # with adam, momentum is inactive: its slider row is hidden, the others shown
-    assert not view.fixed.form.isRowVisible(view.fixed.sliders["momentum"])
-    assert view.fixed.form.isRowVisible(view.fixed.sliders["lr"])
+    assert not view.fixed.is_row_visible("momentum")
+    assert view.fixed.is_row_visible("lr")
     snap = _snapshot(("lr",), [np.geomspace(1e-4, 1e-1, 50)], {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01})
     view.update_surface(snap, SPACE.index("lr"), SPACE)
-    assert view.fixed.form.isRowVisible(view.fixed.sliders["momentum"])
+    assert view.fixed.is_row_visible("momentum")
     assert view.plot.getAxis("bottom")._tickLevels is None  # a real axis again
 
 
@@ -296,3 +296,35 @@ def test_trials_table_starts_in_trial_order_and_a_frozen_header_click_sorts(qtbo
     assert order() == ["1", "3", "0", "2"]
     table._frozen_header_clicked(table.value_column)  # again: descending
     assert order()[:2] in (["0", "2"], ["2", "0"]) and order()[-1] == "1"
+
+
+def test_fixed_values_give_choices_a_combo_box_numbers_their_value_and_ignore_the_wheel(qtbot):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication, QComboBox, QSlider
+
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.set_parameters(list(SPACE.names), SPACE)
+    fixed = view.fixed
+    assert isinstance(fixed.editor("optimizer"), QComboBox) and isinstance(fixed.editor("lr"), QSlider)
+    assert [fixed.combos["optimizer"].itemText(i) for i in range(3)] == ["sgd", "adam", "rmsprop"]
+    fixed.follow.setChecked(False)
+    fixed.set_unit("lr", 1.0)
+    assert fixed.value_labels["lr"].text() == "0.1"  # the upper bound, in the parameter's own units
+    fixed.combos["optimizer"].setCurrentIndex(2)
+    assert fixed.values()["optimizer"] == 1.0 and fixed.values()["lr"] == 1.0
+    slider = fixed.sliders["lr"]
+    before = slider.value()
+    wheel = QWheelEvent(QPointF(5, 5), QPointF(5, 5), QPoint(0, 0), QPoint(0, -120), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(slider, wheel)
+    assert slider.value() == before  # the wheel scrolls the panel, not the value
+    fixed.set_columns(2)  # two columns: 3 parameters take two rows
+    positions = {fixed.grid.getItemPosition(fixed.grid.indexOf(fixed.editor(n)))[:2] for n in SPACE.names}
+    assert len({r for r, _ in positions}) == 2
+    view.resize(300, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    assert fixed.columns == 1  # a narrow view: one column, the area as tall as the 3 rows (and the check box)
+    assert view.fixed_scroll.height() >= 4 * fixed.editor("lr").sizeHint().height()
