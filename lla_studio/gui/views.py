@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -143,15 +143,39 @@ class ConvergenceView(pg.PlotWidget):
         self.failed.setData(fx, np.full(len(fx), y0))
 
 
-class _NoWheel(QObject):
-    """Wheel events over a slider or a combo box scroll the panel instead of changing the value
-    (unless the widget has the keyboard focus: a click gives it)."""
+class _Slider(QSlider):
+    """A slider the mouse wheel does not move unless it has the keyboard focus (a click gives
+    it): wheeling over the fixed-values panel scrolls the panel. (A virtual override rather than
+    an event filter: a Python event filter can be called while Qt tears widgets down.)"""
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
             event.ignore()
-            return True
-        return False
+
+
+class _Combo(QComboBox):
+    """A combo box with the same wheel rule as :class:`_Slider`."""
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class _ReflowingScroll(QScrollArea):
+    """A scroll area that calls ``on_resize`` after it changed size (the slice view reflows the
+    fixed-values columns to the width)."""
+
+    def __init__(self, on_resize: Any) -> None:
+        super().__init__()
+        self._on_resize = on_resize
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._on_resize()
 
 
 def _fmt_value(value: Any) -> str:
@@ -184,7 +208,6 @@ class FixedValues(QWidget):
         self.value_labels: dict[str, QLabel] = {}
         self._params: dict[str, Any] = {}
         self._rows: dict[str, list[QWidget]] = {}
-        self._no_wheel = _NoWheel(self)
 
     def set_parameters(self, names: list[str], space: Any = None) -> None:
         """One editor per parameter (with the search space: combo boxes for choices and values
@@ -200,7 +223,7 @@ class FixedValues(QWidget):
             label.setToolTip(name)
             param = self._params.get(name)
             if param is not None and param.kind == "choice":
-                combo = QComboBox()
+                combo = _Combo()
                 editor: QWidget = combo
                 for choice in param.choices:
                     combo.addItem(_fmt_value(choice))
@@ -208,7 +231,7 @@ class FixedValues(QWidget):
                 self.combos[name] = combo
                 value = QLabel("")
             else:
-                slider = QSlider(Qt.Orientation.Horizontal)
+                slider = _Slider(Qt.Orientation.Horizontal)
                 editor = slider
                 slider.setRange(0, 1000)
                 slider.setValue(500)
@@ -217,7 +240,6 @@ class FixedValues(QWidget):
                 value = QLabel("")
                 value.setMinimumWidth(68)
             editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-            editor.installEventFilter(self._no_wheel)
             editor.setEnabled(not self.follow.isChecked())
             self.labels[name], self.value_labels[name] = label, value
             self._rows[name] = [label, editor, value]
@@ -321,12 +343,11 @@ class SliceView(QWidget):
         self.fixed = FixedValues()
         self.fixed.changed.connect(lambda: self.param_changed.emit(self.combo.currentText()))
         # many parameters (64 pixels, a 19-parameter CNN space): the sliders scroll, the plots keep their room
-        self.fixed_scroll = QScrollArea()
+        self.fixed_scroll = _ReflowingScroll(lambda: self._fit_fixed_area())  # reflow the columns to its width
         self.fixed_scroll.setWidget(self.fixed)
         self.fixed_scroll.setWidgetResizable(True)
         self.fixed_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.fixed_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.fixed_scroll.viewport().installEventFilter(self)  # reflow the columns to its width
         self._fit_fixed_area()
         layout.addWidget(self.fixed_scroll)
         self.plot = pg.PlotWidget()
@@ -406,13 +427,10 @@ class SliceView(QWidget):
     VISIBLE_PARAMETERS = 8
     """The fixed-values area shows at least this many parameters without scrolling."""
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
-        if obj is self.fixed_scroll.viewport() and event.type() == QEvent.Type.Resize:
-            self._fit_fixed_area()
-        return False
-
     def _fit_fixed_area(self) -> None:
         """As many columns as the width allows (1-3), and the height of 8 parameters' rows."""
+        if not self.isVisible() and self.fixed_scroll.width() <= 0:
+            return
         width = self.fixed_scroll.viewport().width()
         self.fixed.set_columns(max(1, min(3, width // FixedValues.COLUMN_WIDTH)))
         rows = self.fixed.rows_for(min(self.VISIBLE_PARAMETERS, max(len(self.fixed.names), 1)))
