@@ -143,26 +143,24 @@ class ConvergenceView(pg.PlotWidget):
         self.failed.setData(fx, np.full(len(fx), y0))
 
 
-class _Slider(QSlider):
-    """A slider the mouse wheel does not move unless it has the keyboard focus (a click gives
+class _FocusWheel:
+    """Widgets the mouse wheel does not change unless they have the keyboard focus (a click gives
     it): wheeling over the fixed-values panel scrolls the panel. (A virtual override rather than
     an event filter: a Python event filter can be called while Qt tears widgets down.)"""
 
     def wheelEvent(self, event: Any) -> None:  # noqa: N802
-        if self.hasFocus():
-            super().wheelEvent(event)
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
         else:
             event.ignore()
 
 
-class _Combo(QComboBox):
-    """A combo box with the same wheel rule as :class:`_Slider`."""
+class _Slider(_FocusWheel, QSlider):
+    pass
 
-    def wheelEvent(self, event: Any) -> None:  # noqa: N802
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()
+
+class _Combo(_FocusWheel, QComboBox):
+    pass
 
 
 class _ReflowingScroll(QScrollArea):
