@@ -2,7 +2,7 @@
 
     python examples/posterior_lab_screenshot.py --out /tmp/shots --model shear-frame --vi
 
-Runs the real background worker; waits for the final answer (with VI when asked), then saves
+Computes in the real lab process; waits for the final answer (with VI when asked), then saves
 ``posterior_lab_<model>.png`` in ``--out``.
 """
 

@@ -2,7 +2,7 @@
 
     python examples/relu_lab_screenshot.py --out /tmp/shots --box 100 --rate
 
-Runs the real background workers on the default problem; waits for the answer (and, with
+Computes in the real lab process on the default problem; waits for the answer (and, with
 ``--rate``, for the boundary-proposal rate of a short BO loop), then saves ``relu_lab.png``
 (``relu_lab_2d.png`` with ``--dim 2``) in ``--out``.
 """

@@ -48,6 +48,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed (default: the session's)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="evaluate N trials at once on Dask workers (default: the session's loop.workers, 1; "
+                        "N > 1 without --scheduler starts a local cluster of N processes)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="evaluate on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); without "
+                        "--workers, as many trials at once as it has worker threads")
 
     p = sub.add_parser("cv", help="leave-one-out cross-validation of the surrogate on the session's trials")
     p.add_argument("session", type=Path, help="session JSON file with completed trials")
@@ -99,7 +105,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()
     return run_headless(
-        args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet, out_label="--out"
+        args.session, args.out, budget=args.budget, seed=args.seed, progress=not args.quiet, out_label="--out",
+        workers=args.workers, scheduler=args.scheduler,
     )
 
 
@@ -141,10 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):
-        # bare `lla-studio` or `lla-studio SESSION.json`: the studio window. torch is imported before
-        # Qt: importing it after PySide6 goes through shiboken's import hook and is much slower.
-        import torch  # noqa: F401
-
+        # bare `lla-studio` or `lla-studio SESSION.json`: the studio window. The window's process never
+        # imports torch (the study and the labs compute in their own processes).
         from lla_studio.gui.app import run_app
 
         return run_app(Path(argv[0]) if argv else None)

@@ -19,33 +19,6 @@ def _seed_global_generators():
     yield
 
 
-@pytest.fixture
-def work_outcomes(monkeypatch):
-    """``watch(module)`` wraps the ``run_reporting`` a worker module calls and returns a list that
-    gets ``"cancelled"`` or ``"completed"`` for every piece of work as it ends: a test can then
-    show that a shutdown cancelled a computation instead of waiting it out, without a clock."""
-
-    def watch(module):
-        outcomes: list[str] = []
-        original = module.run_reporting
-
-        def spy(request, work, fail, expected, cancelled):
-            def tracked():
-                try:
-                    work()
-                except cancelled:
-                    outcomes.append("cancelled")
-                    raise
-                outcomes.append("completed")
-
-            original(request, tracked, fail, expected, cancelled)
-
-        monkeypatch.setattr(module, "run_reporting", spy)
-        return outcomes
-
-    return watch
-
-
 # -- no test leaves a worker running -----------------------------------------------------------
 _started_qthreads: "weakref.WeakSet | None" = None
 

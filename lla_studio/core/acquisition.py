@@ -12,6 +12,18 @@ used: the choice coordinates are chosen by the raw-sample heuristic and kept dur
 refinement (the features round them, so their gradient is zero). Integer parameters are optimized
 as continuous and rounded when the candidate is decoded.
 
+Pending points (asynchronous parallel evaluation): trials that run on a worker while the next
+configuration is proposed are passed as ``pending``, a ``m x d`` tensor of their unit-cube
+encodings, BoTorch's ``X_pending``. Analytic acquisition functions cannot condition on pending
+points, so with pending points each is replaced by its Monte-Carlo form, which integrates over the
+pending points' unknown values jointly with the candidate (``logei`` -> ``qLogExpectedImprovement``,
+``ei`` -> ``qExpectedImprovement``, ``pi`` -> ``qProbabilityOfImprovement``, ``ucb`` ->
+``qUpperConfidenceBound``; ``qlognei`` takes ``X_pending`` itself): a candidate at a pending point
+adds nothing to the joint improvement, so the optimizer moves away from the running trials.
+Thompson sampling has no ``X_pending``: candidates that equal a pending point are removed from its
+candidate set (its random draw spreads the rest). Without pending points nothing changes, so a
+sequential loop proposes exactly what it did before.
+
 Pool-based search (an objective with a finite candidate pool, e.g. the digit image search):
 :func:`propose_from_pool` evaluates the acquisition function on every remaining candidate, in batches
 of ``POOL_BATCH_SIZE`` (``optimize_acqf_discrete``; ``q > 1`` by sequential greedy conditioning),
@@ -33,7 +45,11 @@ from botorch.acquisition import (
     LogExpectedImprovement,
     ProbabilityOfImprovement,
     UpperConfidenceBound,
+    qExpectedImprovement,
+    qLogExpectedImprovement,
     qLogNoisyExpectedImprovement,
+    qProbabilityOfImprovement,
+    qUpperConfidenceBound,
 )
 from botorch.acquisition.objective import LinearMCObjective
 from botorch.exceptions.warnings import NumericsWarning
@@ -50,6 +66,7 @@ __all__ = [
     "POOL_BATCH_SIZE",
     "AcquisitionCancelled",
     "Proposal",
+    "acquisition_kind",
     "build_acquisition",
     "fixed_features_list",
     "propose",
@@ -98,6 +115,26 @@ def _thompson(model: Model, candidates: torch.Tensor, q: int, minimize: bool) ->
         return sampler(candidates, num_samples=q)
 
 
+_WITH_PENDING = {"logei": "qlogei", "ei": "qei", "pi": "qpi", "ucb": "qucb"}
+"""The Monte-Carlo form an analytic acquisition function takes when there are pending points."""
+
+
+def _pending_or_none(pending: torch.Tensor | None) -> torch.Tensor | None:
+    return None if pending is None or pending.shape[0] == 0 else pending
+
+
+def acquisition_kind(spec_type: str, q: int = 1, pending: torch.Tensor | None = None) -> str:
+    """The acquisition function used: ``qlognei`` whenever ``q > 1``, the Monte-Carlo form of an
+    analytic one when there are pending points, else what the spec names."""
+    if spec_type == "thompson":
+        return "thompson"
+    if q > 1:
+        return "qlognei"
+    if _pending_or_none(pending) is not None:
+        return _WITH_PENDING.get(spec_type, spec_type)
+    return spec_type
+
+
 def build_acquisition(
     spec: AcquisitionSpec,
     model: Model,
@@ -105,8 +142,9 @@ def build_acquisition(
     train_Y: torch.Tensor,
     minimize: bool,
     q: int = 1,
+    pending: torch.Tensor | None = None,
 ) -> AcquisitionFunction:
-    """The acquisition function a spec names (``qlognei`` whenever ``q > 1``).
+    """The acquisition function a spec names (see :func:`acquisition_kind`).
 
     Args:
         spec: Acquisition settings.
@@ -115,10 +153,24 @@ def build_acquisition(
         train_Y: ``n x 1`` their values.
         minimize: Whether lower values are better.
         q: Batch size.
+        pending: ``m x d`` encodings of trials being evaluated (``X_pending``), or ``None``.
     """
+    pending = _pending_or_none(pending)
     best_f = train_Y.min() if minimize else train_Y.max()
-    kind = "qlognei" if q > 1 and spec.type not in ("thompson",) else spec.type
+    kind = acquisition_kind(spec.type, q, pending)
     maximize = not minimize
+    if kind in ("qlogei", "qei", "qpi", "qucb"):
+        # Monte-Carlo forms work on objective values, which are maximized: negate for minimization
+        objective = LinearMCObjective(torch.tensor([-1.0 if minimize else 1.0], dtype=train_U.dtype))
+        best = -train_Y.min() if minimize else train_Y.max()
+        if kind == "qlogei":
+            return qLogExpectedImprovement(model, best_f=best, objective=objective, X_pending=pending)
+        if kind == "qucb":
+            return qUpperConfidenceBound(model, beta=spec.beta, objective=objective, X_pending=pending)
+        cls = qExpectedImprovement if kind == "qei" else qProbabilityOfImprovement
+        with warnings.catch_warnings():  # as for analytic EI/PI below: the user chose them
+            warnings.simplefilter("ignore", NumericsWarning)
+            return cls(model, best_f=best, objective=objective, X_pending=pending)
     if kind == "logei":
         return LogExpectedImprovement(model, best_f=best_f, maximize=maximize)
     if kind in ("ei", "pi"):
@@ -132,7 +184,9 @@ def build_acquisition(
         return UpperConfidenceBound(model, beta=spec.beta, maximize=maximize)
     if kind == "qlognei":
         objective = LinearMCObjective(torch.tensor([-1.0 if minimize else 1.0], dtype=train_U.dtype))
-        return qLogNoisyExpectedImprovement(model, X_baseline=train_U, objective=objective, prune_baseline=True)
+        return qLogNoisyExpectedImprovement(
+            model, X_baseline=train_U, objective=objective, prune_baseline=True, X_pending=pending
+        )
     raise ValueError(f"acquisition {kind!r} has no acquisition function (Thompson sampling samples directly)")
 
 
@@ -167,6 +221,7 @@ def propose(
     q: int = 1,
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
+    pending: torch.Tensor | None = None,
 ) -> Proposal:
     """Optimize the acquisition function and return the next ``q`` candidates.
 
@@ -180,6 +235,7 @@ def propose(
         q: Batch size.
         seed: Seed for raw samples, restarts and Thompson draws.
         cancel: Checked at every optimizer iteration.
+        pending: ``m x d`` encodings of the trials being evaluated (see the module docstring).
 
     Raises:
         AcquisitionCancelled: ``cancel()`` returned True.
@@ -190,18 +246,21 @@ def propose(
     bounds = torch.stack([torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype)])
 
     callback = _cancel_check(cancel)
+    pending = _pending_or_none(pending)
 
     with manual_seed(seed):
         if spec.type == "thompson":
             cand = draw_sobol_samples(bounds, n=spec.thompson_candidates, q=1, seed=seed).squeeze(1)
             cand = torch.as_tensor(space.canonicalize_encoded(cand.numpy()), dtype=dtype)
+            if pending is not None:
+                cand = _without_rows(cand, pending)
             X = _thompson(model, cand, q, minimize)
             callback()
             value = float("nan")
             kind = "thompson"
         else:
-            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q)
-            kind = "qlognei" if q > 1 else spec.type
+            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q, pending)
+            kind = acquisition_kind(spec.type, q, pending)
             options = {"callback": callback}
             fixed = fixed_features_list(space) if space.choice_parameters else []
             if fixed and len(fixed) <= spec.max_choice_combinations:
@@ -230,6 +289,7 @@ def propose_from_pool(
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
     max_batch_size: int = POOL_BATCH_SIZE,
+    pending: torch.Tensor | None = None,
 ) -> Proposal:
     """The best ``q`` of a finite set of candidates under the acquisition function.
 
@@ -250,6 +310,8 @@ def propose_from_pool(
         seed: Seed of Monte-Carlo samplers and Thompson draws.
         cancel: Checked before every batch of acquisition evaluations.
         max_batch_size: Candidates per evaluation.
+        pending: ``k x d`` encodings of the trials being evaluated (``X_pending``; the caller
+            leaves them out of ``candidates``).
 
     Returns:
         A :class:`Proposal` whose ``indices`` are rows of ``candidates``.
@@ -278,8 +340,8 @@ def propose_from_pool(
             value = float("nan")
             kind = "thompson"
         else:
-            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q)
-            kind = "qlognei" if q > 1 else spec.type
+            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q, pending)
+            kind = acquisition_kind(spec.type, q, pending)
             hook = acq.register_forward_pre_hook(lambda *_: check())  # once per batch of candidates
             try:
                 X, acq_value = optimize_acqf_discrete(
@@ -294,6 +356,12 @@ def propose_from_pool(
         candidates=candidates[indices].cpu().numpy(), value=value, kind=kind,
         seconds=time.perf_counter() - start, indices=indices,
     )
+
+
+def _without_rows(candidates: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``candidates`` less every row equal to a row of ``rows`` (kept when that would leave none)."""
+    same = (candidates.unsqueeze(1) == rows.to(candidates.dtype).unsqueeze(0)).all(dim=-1).any(dim=-1)
+    return candidates[~same] if bool((~same).any()) else candidates
 
 
 def _rows_in(X: torch.Tensor, choices: torch.Tensor) -> np.ndarray:

@@ -26,50 +26,16 @@ MAP was trained under other (δ, σ), and the two differ slightly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from botorch.models import SingleTaskGP
 
+from lla_studio.core.loo_result import LOOResult, loo_scores
+
 __all__ = ["LOOResult", "loo_closed_form", "loo_linearized", "loo_refit", "loo_scores"]
-
-
-@dataclass(frozen=True)
-class LOOResult:
-    """Per-point leave-one-out predictions and their scores.
-
-    Attributes:
-        observed: ``n`` observed values.
-        mean: ``n`` LOO predictive means.
-        sd: ``n`` LOO predictive standard deviations (of the observation).
-        mlpd: Mean log predictive density.
-        rmse: Root mean squared error of the means.
-        coverage95: Fraction of observations inside the central 95 % predictive interval.
-    """
-
-    observed: np.ndarray
-    mean: np.ndarray
-    sd: np.ndarray
-    mlpd: float
-    rmse: float
-    coverage95: float
-
-
-def loo_scores(observed: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> LOOResult:
-    """Scores of Gaussian predictive distributions ``N(mean, sd²)`` for ``observed``."""
-    y, mu, s = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (observed, mean, sd))
-    z = (y - mu) / s
-    logpdf = -0.5 * z**2 - np.log(s) - 0.5 * math.log(2 * math.pi)
-    return LOOResult(
-        observed=y, mean=mu, sd=s,
-        mlpd=float(np.mean(logpdf)),
-        rmse=float(np.sqrt(np.mean((y - mu) ** 2))),
-        coverage95=float(np.mean(np.abs(z) <= 1.959963984540054)),
-    )
 
 
 def loo_closed_form(model: SingleTaskGP) -> LOOResult:

@@ -66,8 +66,19 @@ class StudyError(LLAStudioError, ValueError):
     """An invalid study operation (a tell for an unknown trial, budget < initial design, ...)."""
 
 
+class ExecutorError(LLAStudioError, RuntimeError):
+    """Parallel evaluation that cannot start or go on: a Dask scheduler address that does not
+    answer, or answers as something else; a cluster without workers; an objective that cannot be
+    sent to the workers or imported there. The message names the address or the worker."""
+
+
 class PosteriorError(LLAStudioError, ValueError):
     """A posterior-lab problem: bad box, bad expression, a Hessian that is not negative definite."""
+
+
+class LabProcessError(LLAStudioError, RuntimeError):
+    """The lab process (where the labs and the prior preview compute) failed as a whole: it exited,
+    or a request could not be sent to it or an answer read from it. The message is one line."""
 
 
 class Cancelled(LLAStudioError):

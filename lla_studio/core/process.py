@@ -1,4 +1,4 @@
-"""Process-wide settings of the study process (the studio's numerical work runs there).
+"""Process-wide settings of the study and lab processes (the studio's numerical work runs there).
 
 Two settings no library makes for us, each measured:
 
@@ -20,9 +20,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import sys
 
-__all__ = ["freeze_imported_objects", "keep_freed_memory", "prepare_study_process", "reuse_threadpool_controller"]
+__all__ = [
+    "freeze_imported_objects",
+    "keep_freed_memory",
+    "prepare_background_process",
+    "prepare_lab_process",
+    "prepare_study_process",
+    "reuse_threadpool_controller",
+]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -82,10 +90,38 @@ def reuse_threadpool_controller() -> None:
     gen.threadpool_limits = controller.limit
 
 
+def prepare_background_process(threads: int | None = None) -> int:
+    """Make this process a background worker of the GUI (the study process, the lab process).
+
+    Lowers its priority by 5 (on a busy machine the GUI process gets the CPU first) and gives torch
+    ``threads`` intra-op threads (default ``cpu_count - 1``: the GUI keeps a core). Returns the
+    thread count.
+    """
+    import torch
+
+    if hasattr(os, "nice"):
+        try:
+            os.nice(5)
+        except OSError:  # not permitted here: run at the normal priority
+            pass
+    n = threads or max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(n)
+    return n
+
+
 def prepare_study_process() -> None:
     """Every setting, for a process that runs studies (the study process, headless runs, workers)."""
     keep_freed_memory()
     freeze_imported_objects()
+    reuse_threadpool_controller()
+
+
+def prepare_lab_process() -> None:
+    """Every setting, for the lab process (posterior lab, ReLU lab, prior preview). Call after its
+    imports: the objects alive then are frozen out of the collector, as in the study process."""
+    keep_freed_memory()
+    gc.collect()
+    gc.freeze()
     reuse_threadpool_controller()
 
 

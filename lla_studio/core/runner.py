@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from lla_studio.core.errors import LLAStudioError, SessionError, StudyError
 from lla_studio.core.session import Session, load_session, save_session, write_text_atomic
+from lla_studio.core.specs import ExecutorSpec
 from lla_studio.core.trials_io import trials_csv
 
 __all__ = ["RunInterrupted", "cross_validate_kernels", "ensure_out_dir", "run_headless"]
@@ -101,37 +102,74 @@ def run_headless(
     progress: bool = True,
     stream: TextIO | None = None,
     out_label: str = "output folder",
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> int:
     """Run a session's study to its budget; see the module docstring for the files written.
+
+    Args:
+        workers: Trials at once (``--workers``; default: the session's ``loop.workers``, or with
+            ``scheduler`` and a session that sets none, every worker thread of that cluster).
+        scheduler: A Dask scheduler's address to evaluate on (``--scheduler``).
 
     Raises:
         RunInterrupted: on Ctrl-C, after saving (the message: how many completed trials, and where).
         LLAStudioError: a session that cannot run, or an output folder that cannot be written (named
             ``out_label`` in the message).
     """
+    from lla_studio.core.objectives import make_objective
+    from lla_studio.core.study import Study
+
+    stream = stream if stream is not None else sys.stderr
+    session = load_session(session_path)
+    loop = session.loop
+    given = {"--budget": budget, "--seed": seed, "--workers": workers, "--scheduler": scheduler}
+    try:
+        changes: dict[str, Any] = {"budget": budget, "seed": seed, "workers": workers}
+        if scheduler is not None:
+            changes["executor"] = ExecutorSpec("dask", scheduler)
+        loop = replace(loop, **{k: v for k, v in changes.items() if v is not None})
+    except SessionError as err:
+        flags = "/".join(k for k, v in given.items() if v is not None)
+        raise SessionError(f"{err.reason} (from {flags})", err.path) from None
+    session = replace(session, loop=loop)
+    if session.objective.type == "manual":
+        raise StudyError("this session's objective is manual: values come from the user, so it cannot run headless")
+    base_dir = Path(session_path).resolve().parent
+    objective = make_objective(session.objective, base_dir)  # an objective that does not import: before any cluster starts
+    executor = None
+    if loop.parallel:
+        from lla_studio.core.executors import open_executor
+
+        executor = open_executor(loop.executor, loop.workers)
+        if scheduler is not None and workers is None and loop.workers == 1:
+            try:  # as many trials at once as the cluster has worker threads
+                loop = replace(loop, workers=max(1, sum(executor.workers().values())))
+            except BaseException:
+                executor.close()
+                raise
+            session = replace(session, loop=loop)
+    try:
+        study = Study(session, objective=objective, base_dir=base_dir, executor=executor)
+        return _run_study(study, out_dir, out_label, loop, stream, progress)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _run_study(study: Any, out_dir: Path, out_label: str, loop: Any, stream: TextIO, progress: bool) -> int:
+    """The body of :func:`run_headless` once the study (and its executor) exist."""
     from lla_studio.core.study import (
         AcquisitionOptimized,
-        Study,
         StudyFinished,
         SurrogateFitFailed,
         SurrogateFitted,
         TrialCompleted,
         TrialFailed,
         TrialProposed,
+        TrialStarted,
     )
 
-    stream = stream if stream is not None else sys.stderr
-    session = load_session(session_path)
-    loop = session.loop
-    try:
-        if budget is not None or seed is not None:
-            loop = replace(loop, budget=loop.budget if budget is None else budget, seed=loop.seed if seed is None else seed)
-    except SessionError as err:
-        raise SessionError(f"{err.reason} (from --budget/--seed)", err.path) from None
-    session = replace(session, loop=loop)
-    if session.objective.type == "manual":
-        raise StudyError("this session's objective is manual: values come from the user, so it cannot run headless")
-    study = Study(session, base_dir=Path(session_path).resolve().parent)
     ensure_out_dir(out_dir, out_label)
     start = time.perf_counter()
     summary = _save_outputs(study, out_dir, start)
@@ -148,6 +186,8 @@ def run_headless(
                 bar.update(status=f"{event.kind} optimized in {event.seconds:.2f} s")
             elif isinstance(event, TrialProposed):
                 bar.update(status=f"evaluating trial {event.trial.id}")
+            elif isinstance(event, TrialStarted):
+                bar.update(status=f"trial {event.trial.id} on {event.worker}")
             elif isinstance(event, (TrialCompleted, TrialFailed)):
                 summary = _save_outputs(study, out_dir, start)
                 t = event.trial
@@ -192,6 +232,8 @@ def _save_outputs(study: Any, out_dir: Path, start: float) -> dict[str, Any]:
         "budget": loop.budget,
         "seed": loop.seed,
     }
+    if loop.parallel:  # a sequential run's summary stays as it was
+        summary["workers"] = loop.workers
     if study.objective.benchmark is not None and best is not None:
         summary["regret"] = study.objective.benchmark.regret(float(best.value))  # type: ignore[arg-type]
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -15,6 +15,13 @@ Format (version 1)::
       "trials": [{"id": 0, "status": "completed", "config": {...}, "value": 1.2, "source": "initial"}]
     }
 
+Optional fields of version 1, written only when they are set (so a session without them reads and
+writes back unchanged): ``loop.workers`` (trials at once, default 1), ``loop.executor``
+(``{"type": "dask", "address": "tcp://host:8786"}``; without an address a local cluster is
+started), ``loop.retries`` (re-evaluations of a trial whose worker was lost, default 0), and per
+trial ``worker``, ``started_at``, ``finished_at`` (seconds since the epoch) and ``completed_order``
+(its place among the finished trials, recorded by parallel runs).
+
 Readers check every field and raise :class:`~lla_studio.core.errors.SessionError` whose message
 starts with the JSON path of the culprit (``search_space.parameters[2].low: expected a finite number``).
 Nothing else escapes the reader, whatever the input (``tests/core/test_session_fuzz.py`` checks it):

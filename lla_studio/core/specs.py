@@ -18,6 +18,8 @@ from lla_studio.core.schema import brief, check_keys, expect_object, finite_floa
 __all__ = [
     "ACQUISITIONS",
     "AcquisitionSpec",
+    "EXECUTORS",
+    "ExecutorSpec",
     "LoopSettings",
     "ObjectiveSpec",
     "SurrogateSpec",
@@ -268,24 +270,89 @@ def objective_from_dict(d: Any, path: str = "objective") -> ObjectiveSpec:
 
 
 # --------------------------------------------------------------------------- loop
+EXECUTORS = ("dask",)
+
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+"""The address schemes of Dask's comm layer (``distributed.comm.registry``)."""
+
+
+@dataclass(frozen=True)
+class ExecutorSpec(_PicklableSpec):
+    """Where trials are evaluated when they run in parallel.
+
+    Args:
+        type: ``"dask"`` (Dask distributed), the only executor.
+        address: A running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``; ``None`` starts a
+            ``LocalCluster`` of ``loop.workers`` worker processes on loopback for the run.
+    """
+
+    type: str = "dask"
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EXECUTORS:
+            raise SessionError(f"unknown executor {self.type!r} (use {', '.join(EXECUTORS)})", "loop.executor.type")
+        if self.address is not None:
+            if not isinstance(self.address, str):
+                raise SessionError(f"expected a string, got {brief(self.address)}", "loop.executor.address")
+            # Only the form is checked here (the model layer opens no sockets); whether a Dask
+            # scheduler answers there is checked when a run starts (lla_studio.core.executors).
+            scheme, sep, rest = self.address.partition("://")
+            if not sep or scheme not in _SCHEMES or not rest or any(c.isspace() for c in self.address):
+                raise SessionError(
+                    f"expected a Dask scheduler address like 'tcp://127.0.0.1:8786' "
+                    f"(scheme {', '.join(_SCHEMES)}), got {brief(self.address)}",
+                    "loop.executor.address",
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type}
+        if self.address is not None:
+            d["address"] = self.address
+        return d
+
+
+def executor_from_dict(d: Any, path: str = "loop.executor") -> ExecutorSpec | None:
+    if d is None:
+        return None
+    obj = expect_object(d, path)
+    check_keys(obj, {"type", "address"}, path)
+    kind = get(obj, "type", "str", path, "dask")
+    if kind not in EXECUTORS:
+        raise SessionError(f"unknown executor {kind!r} (use {', '.join(EXECUTORS)})", f"{path}.type")
+    try:
+        return ExecutorSpec(kind, get(obj, "address", "str?", path, None))
+    except SessionError as err:
+        raise SessionError(err.reason, f"{path}.{err.path.rsplit('.', 1)[1]}") from None
+
+
 @dataclass(frozen=True)
 class LoopSettings:
-    """Budget and design of a study.
+    """Budget and design of a study, and how many trials run at once.
 
     Args:
         budget: Total number of evaluations (completed + failed).
         initial_design: Number of Sobol configurations before the first model-based proposal.
-        batch_size: Proposals per iteration (q).
+        batch_size: Proposals per iteration (q). When trials run in parallel, a batch is proposed
+            once that many workers are free, so it can be at most ``workers``.
         seed: Seed of everything random in the study.
+        workers: Trials evaluated at once. 1 (and no ``executor``): one after the other in this
+            process, the sequential loop. More, or an ``executor``: asynchronously on Dask workers
+            (:mod:`lla_studio.core.executors`).
+        executor: Where parallel trials run (``None``: a local Dask cluster when ``workers > 1``).
+        retries: How often a trial whose worker was lost is evaluated again before it fails.
     """
 
     budget: int = 30
     initial_design: int = 8
     batch_size: int = 1
     seed: int = 0
+    workers: int = 1
+    executor: ExecutorSpec | None = None
+    retries: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("budget", "initial_design", "batch_size"):
+        for name in ("budget", "initial_design", "batch_size", "workers"):
             value = getattr(self, name)
             if value < 1:
                 raise SessionError(f"must be >= 1, got {brief(value)}", f"loop.{name}")
@@ -297,19 +364,47 @@ class LoopSettings:
             )
         if not 0 <= self.seed < 2**63:
             raise SessionError(f"must be >= 0 and < 2**63 (a seed torch takes), got {brief(self.seed)}", "loop.seed")
+        if not 0 <= self.retries <= MAX_COUNT:
+            raise SessionError(f"must be >= 0 and at most {MAX_COUNT}, got {brief(self.retries)}", "loop.retries")
+        if self.executor is not None and not isinstance(self.executor, ExecutorSpec):
+            raise SessionError(f"expected an ExecutorSpec, got {type(self.executor).__name__}", "loop.executor")
+        if self.parallel and self.batch_size > self.workers:
+            # the asynchronous loop proposes a batch when batch_size workers are free: with fewer
+            # workers that never happens
+            raise SessionError(
+                f"must be at most loop.workers ({self.workers}) when trials run in parallel "
+                f"(a batch is proposed once that many workers are free), got {self.batch_size}",
+                "loop.batch_size",
+            )
+
+    @property
+    def parallel(self) -> bool:
+        """Whether trials run asynchronously on Dask workers (``workers > 1`` or an executor)."""
+        return self.workers > 1 or self.executor is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget, "initial_design": self.initial_design, "batch_size": self.batch_size, "seed": self.seed}
+        d: dict[str, Any] = {"budget": self.budget, "initial_design": self.initial_design, "batch_size": self.batch_size, "seed": self.seed}
+        # written only when set, so a sequential session reads and writes back unchanged
+        if self.workers != 1:
+            d["workers"] = self.workers
+        if self.executor is not None:
+            d["executor"] = self.executor.to_dict()
+        if self.retries:
+            d["retries"] = self.retries
+        return d
 
 
 def loop_from_dict(d: Any, path: str = "loop") -> LoopSettings:
     obj = expect_object(d, path)
-    check_keys(obj, {"budget", "initial_design", "batch_size", "seed"}, path)
+    check_keys(obj, {"budget", "initial_design", "batch_size", "seed", "workers", "executor", "retries"}, path)
     values = {
         "budget": get(obj, "budget", "int", path, 30),
         "initial_design": get(obj, "initial_design", "int", path, 8),
         "batch_size": get(obj, "batch_size", "int", path, 1),
         "seed": get(obj, "seed", "int", path, 0),
+        "workers": get(obj, "workers", "int", path, 1),
+        "executor": executor_from_dict(get(obj, "executor", "object?", path, None), f"{path}.executor"),
+        "retries": get(obj, "retries", "int", path, 0),
     }
     try:
         return LoopSettings(**values)
@@ -336,6 +431,13 @@ class Trial(_PicklableSpec):
         seconds: Wall-clock seconds of the evaluation.
         metrics: Named extra measurements of the evaluation (finite numbers, e.g. a training run's
             ``test_error``), recorded beside the value the study optimizes.
+        worker: The Dask worker (its address) that evaluated it, or evaluates it now.
+        started_at: When it was sent to its worker (seconds since the epoch, this machine's clock).
+        finished_at: When its result (or failure) arrived.
+        completed_order: Its place (0, 1, ...) among the study's finished (completed or failed)
+            trials, in the order their evaluations ended: what a parallel run's proposals depend
+            on beside the seed. Set by the asynchronous loop only; in a sequential run the order is
+            the order of the trials.
     """
 
     id: int
@@ -346,6 +448,10 @@ class Trial(_PicklableSpec):
     source: str = "initial"
     seconds: float | None = None
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    worker: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    completed_order: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in TRIAL_STATUSES:
@@ -357,6 +463,11 @@ class Trial(_PicklableSpec):
             raise SessionError(f"only completed trials have a value, this one is {self.status}", "value")
         if self.source not in ("initial", "model", "manual", "fallback"):
             raise SessionError(f"unknown source {self.source!r}", "source")
+        if self.completed_order is not None:
+            if self.status not in ("completed", "failed"):
+                raise SessionError(f"only finished trials have a completion order, this one is {self.status}", "completed_order")
+            if self.completed_order < 0:
+                raise SessionError(f"must be >= 0, got {brief(self.completed_order)}", "completed_order")
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
         object.__setattr__(self, "metrics", MappingProxyType(_metrics(self.metrics, "metrics")))
 
@@ -371,6 +482,9 @@ class Trial(_PicklableSpec):
             d["seconds"] = self.seconds
         if self.metrics:
             d["metrics"] = dict(self.metrics)
+        for name in ("worker", "started_at", "finished_at", "completed_order"):  # only when set
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
         return d
 
 
@@ -391,7 +505,12 @@ def _metrics(values: Any, path: str) -> dict[str, float]:
 
 def trial_from_dict(d: Any, path: str) -> Trial:
     obj = expect_object(d, path)
-    check_keys(obj, {"id", "status", "config", "value", "message", "source", "seconds", "metrics"}, path)
+    check_keys(
+        obj,
+        {"id", "status", "config", "value", "message", "source", "seconds", "metrics", "worker", "started_at",
+         "finished_at", "completed_order"},
+        path,
+    )
     try:
         return Trial(
             id=get(obj, "id", "int", path),
@@ -402,6 +521,10 @@ def trial_from_dict(d: Any, path: str) -> Trial:
             source=get(obj, "source", "str", path, "initial"),
             seconds=get(obj, "seconds", "number?", path, None),
             metrics=_metrics(get(obj, "metrics", "object", path, {}), f"{path}.metrics"),
+            worker=get(obj, "worker", "str?", path, None),
+            started_at=get(obj, "started_at", "number?", path, None),
+            finished_at=get(obj, "finished_at", "number?", path, None),
+            completed_order=get(obj, "completed_order", "int?", path, None),
         )
     except SessionError as err:
         if err.path.startswith(path):

@@ -1,25 +1,28 @@
-"""Newest-request-wins background computation: the machinery the lab controllers share.
+"""Newest-request-wins computation in the lab process: the machinery the lab controllers share.
 
-A lab panel (posterior lab, ReLU lab) describes what it wants as a frozen request and gets frozen,
-numpy-only answers back. :class:`NewestRequestController` is the GUI-thread side of that:
+A lab panel (posterior lab, ReLU lab) describes what it wants as a frozen request of plain data and
+gets frozen, numpy-only answers back. :class:`NewestRequestController` is the GUI-thread side of
+that; the work runs in the lab process (:mod:`lla_studio.engine.lab_process`,
+:mod:`lla_studio.engine.lab_server`):
 
-* one parent-less worker per *kind* of request, each moved to its own ``QThread`` (a kind is a
-  stream of requests where only the newest matters: "posterior", or the ReLU lab's "lab" and
-  "rate", so a long BO loop never delays a slider);
-* growing request ids (shared by all kinds);
-* submitting a request sets the ``cancel_event`` of the previous request of its kind, which the
-  core polls inside fits and optimizations, so superseded work stops within a fraction of a second
-  and stale queued requests are skipped without work;
+* one *lane* per kind of request (a stream where only the newest matters: "posterior", or the
+  ReLU lab's "lab" and "rate", so a long BO loop never delays a slider), one thread per lane in the
+  lab process;
+* growing request ids (shared by all kinds of a controller);
+* submitting a request cancels the previous request of its kind: a
+  :class:`~lla_studio.engine.messages.Cancel` sets its cancel flag in the child, which the core
+  polls inside fits and optimizations, so superseded work stops within about a second, and a
+  request still waiting there is dropped without work;
 * answers for anything but the newest, not-cancelled request of their kind are dropped (counted in
   :attr:`NewestRequestController.dropped`) before they reach the view;
 * a debounce timer (:meth:`~NewestRequestController.schedule`) collapses a burst of edits into one
   request of the *primary* kind;
-* Python's cyclic GC runs on the GUI thread only while a controller lives
-  (:mod:`lla_studio.engine.gui_gc`).
+* a failure on the way (a request that cannot be sent, the process dying) reaches the subclass's
+  failure signal as one line, like a failed computation.
 
-Workers implement a ``compute(request)`` slot and emit ``finished_request(kind, request_id)`` after
-success, failure or cancellation. Requests carry ``request_id``, ``cancel_event`` and
-``cancelled()`` (see :class:`CancellableRequest`).
+Subclasses declare their public signals, call :meth:`~NewestRequestController._add_kind` once per
+kind in ``__init__`` and implement :meth:`submit`, :meth:`_busy_signal`, :meth:`_answered` and
+:meth:`_failed` (and :meth:`_progressed` if their requests report progress).
 
 The prior-sample preview (:mod:`lla_studio.engine.preview_worker`) keeps a different policy on
 purpose: its computations are short and are never cancelled; at most one newer request waits.
@@ -28,69 +31,63 @@ purpose: its computations are short and are never cancelled; at most one newer r
 from __future__ import annotations
 
 import itertools
-import os
-import threading
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import logging
+from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Slot
 
-from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
+from lla_studio.engine.lab_process import LabProcess, lab_process
+from lla_studio.engine.messages import Cancel, Compute, LabAnswer, LabEnded, LabFailed, LabProgress, LabStarted
 
-__all__ = ["CancellableRequest", "NewestRequestController", "configure_torch_threads"]
+__all__ = ["NewestRequestController"]
 
-_threads_configured = False
+log = logging.getLogger(__name__)
 
-
-def configure_torch_threads() -> None:
-    """Leave the GUI a core: ``torch.set_num_threads(max(1, os.cpu_count() - 1))``, once per process."""
-    global _threads_configured
-    if not _threads_configured:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        _threads_configured = True
+_serials = itertools.count(1)  # makes lane names unique per controller
+_KEEP_STATES = 256
 
 
-@dataclass(frozen=True)
-class CancellableRequest:
-    """Base of a request: its id and the event that cancels it (set when a newer one is submitted)."""
+class _Submitted:
+    """The newest request of a kind (GUI thread only)."""
 
-    request_id: int
-    cancel_event: threading.Event = field(default_factory=threading.Event, compare=False, repr=False, kw_only=True)
+    __slots__ = ("cancelled", "ended", "request")
 
-    def cancelled(self) -> bool:
-        """Whether a newer request (or a cancel) superseded this one."""
-        return self.cancel_event.is_set()
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.cancelled = False
+        self.ended = False
 
 
 class NewestRequestController(QObject):
-    """Owns worker threads, request ids, the debounce timer and cancellation (GUI thread).
+    """Owns request ids, the debounce timer and cancellation of requests to the lab process (GUI thread).
 
-    Subclasses declare their own public signals and, per kind, a private ``Signal(object)`` that
-    carries requests to the worker; they call :meth:`_add_worker` once per kind in ``__init__``
-    and implement :meth:`submit` (the debounced path calls it with the scheduled arguments) and
-    :meth:`_busy_signal`.
+    Args:
+        parent: Qt parent.
+        debounce_ms: Quiet time :meth:`schedule` waits for.
+        primary: The kind :meth:`schedule`, :meth:`cancel` and :attr:`busy` are about.
+        lab: The lab process client (default: the GUI process's shared one).
     """
 
-    #: Used in thread names and in errors.
+    #: Used in lane names and in errors.
     name = "background"
 
-    def __init__(self, parent: QObject | None = None, debounce_ms: int = 150, primary: str = "") -> None:
+    def __init__(
+        self, parent: QObject | None = None, debounce_ms: int = 150, primary: str = "", lab: LabProcess | None = None
+    ) -> None:
         super().__init__(parent)
-        configure_torch_threads()
-        _acquire_gui_thread_gc()
-        self._gc_held = True
+        self._lab = lab if lab is not None else lab_process()
+        self._serial = next(_serials)
         self._primary = primary
         self._ids = itertools.count(1)
-        self._latest: dict[str, Any] = {}
+        self._lanes: dict[str, str] = {}  # kind -> lane
+        self._kinds: dict[str, str] = {}  # lane -> kind
+        self._latest: dict[str, _Submitted | None] = {}
         self._busy: dict[str, bool] = {}
-        self._threads: dict[str, QThread] = {}
-        self._workers: dict[str, QObject] = {}
+        self._states: OrderedDict[int, str] = OrderedDict()
         self._pending: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._shut_down = False
+        self._stopped = True
         self.dropped = 0  # answers dropped because a newer request exists (tests, diagnostics)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -101,34 +98,47 @@ class NewestRequestController(QObject):
             app.aboutToQuit.connect(self.shutdown)
 
     # ------------------------------------------------------------------ for subclasses
-    def _add_worker(self, kind: str, worker: QObject, send: Any) -> None:
-        """Move ``worker`` to a new thread serving ``kind``; ``send`` (a signal of ours) feeds its
-        ``compute`` slot."""
-        thread = QThread(self)
-        thread.setObjectName(f"{self.name}-{kind}")
-        worker.moveToThread(thread)
-        send.connect(worker.compute)
-        worker.finished_request.connect(self._on_finished)
-        thread.finished.connect(worker.deleteLater)
-        thread.start()
-        self._threads[kind] = thread
-        self._workers[kind] = worker
+    def _add_kind(self, kind: str) -> None:
+        """Serve ``kind`` on a lane of its own in the lab process."""
+        lane = f"{self.name}-{self._serial}:{kind}"
+        self._lanes[kind] = lane
+        self._kinds[lane] = kind
         self._latest[kind] = None
         self._busy[kind] = False
+        self._lab.attach(self, [lane])
 
     def _busy_signal(self, kind: str) -> Any:
         """The signal announcing ``busy`` changes of ``kind``."""
         raise NotImplementedError
 
-    def _submit(self, request: Any, kind: str, send: Any) -> int:
+    def _answered(self, kind: str, request_id: int, answer: Any) -> None:
+        """An answer arrived for ``request_id`` (check :meth:`_accept` before showing it)."""
+        raise NotImplementedError
+
+    def _failed(self, kind: str, request_id: int, stage: str, message: str, error_type: str) -> None:
+        """The newest request of ``kind`` failed (already checked): emit the failure signal."""
+        raise NotImplementedError
+
+    def _progressed(self, kind: str, request_id: int, progress: Any) -> None:
+        """Progress of the newest request of ``kind`` (already checked)."""
+
+    def _submit(self, request: Any, kind: str) -> int:
         """Cancel the running request of ``kind`` and send ``request`` at once; returns its id."""
         if self._shut_down:
             raise RuntimeError(f"the {self.name} controller is shut down")
         self._cancel(kind)
-        self._latest[kind] = request
+        rid = request.request_id
+        sub = self._latest[kind] = _Submitted(request)
         self._set_busy(kind, True)
-        send.emit(request)
-        return request.request_id
+        self._remember(rid, "sent")
+        error = self._lab.send(Compute(self._lanes[kind], rid, request))
+        if error is not None:  # refused before it left: say so like a failed computation
+            sub.ended = True
+            self._remember(rid, "failed")
+            log.error("%s", error)
+            self._failed(kind, rid, "send", error, "LabProcessError")
+            self._set_busy(kind, False)
+        return rid
 
     def _next_id(self) -> int:
         return next(self._ids)
@@ -142,13 +152,23 @@ class NewestRequestController(QObject):
 
     def _is_latest(self, kind: str, request_id: int) -> bool:
         """Like :meth:`_accept`, without counting (for progress messages)."""
-        req = self._latest.get(kind)
-        return req is not None and req.request_id == request_id and not req.cancelled() and not self._shut_down
+        sub = self._latest.get(kind)
+        return sub is not None and sub.request.request_id == request_id and not sub.cancelled and not self._shut_down
 
     def _cancel(self, kind: str) -> None:
-        req = self._latest.get(kind)
-        if req is not None:
-            req.cancel_event.set()
+        sub = self._latest.get(kind)
+        if sub is None or sub.cancelled:
+            return
+        sub.cancelled = True
+        if not sub.ended:  # in the child: a running fit stops, a waiting request is dropped
+            error = self._lab.send(Cancel(self._lanes[kind], sub.request.request_id), start=False)
+            if error is not None:  # the process is gone: nothing left to cancel there
+                log.info("%s", error)
+
+    def _remember(self, request_id: int, state: str) -> None:
+        self._states[request_id] = state
+        while len(self._states) > _KEEP_STATES:
+            self._states.popitem(last=False)
 
     # ------------------------------------------------------------------ API
     def submit(self, *args: Any, **kwargs: Any) -> int:
@@ -156,9 +176,14 @@ class NewestRequestController(QObject):
         raise NotImplementedError
 
     @property
-    def threads(self) -> tuple[QThread, ...]:
-        """The worker threads, in the order the kinds were added (for tests: ``isRunning``)."""
-        return tuple(self._threads.values())
+    def lab(self) -> LabProcess:
+        """The lab process client this controller talks to."""
+        return self._lab
+
+    @property
+    def attached(self) -> bool:
+        """Whether this controller still holds the lab process (False after :meth:`shutdown`)."""
+        return not self._shut_down
 
     @property
     def busy(self) -> bool:
@@ -169,6 +194,12 @@ class NewestRequestController(QObject):
     def has_pending(self) -> bool:
         """Whether a request waits for the debounce timer."""
         return self._pending is not None
+
+    def state(self, request_id: int) -> str | None:
+        """Where a recent request is: ``"sent"``, ``"running"`` (the child began it), then how it
+        ended: ``"completed"``, ``"cancelled"``, ``"failed"``, ``"skipped"`` (superseded or cancelled
+        before it began) or ``"lost"`` (the process died). None for an unknown id."""
+        return self._states.get(request_id)
 
     def schedule(self, *args: Any, **kwargs: Any) -> None:
         """Debounced :meth:`submit`: the last call within the debounce interval wins."""
@@ -193,55 +224,79 @@ class NewestRequestController(QObject):
 
     @Slot()
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel everything, stop the threads and wait for them; idempotent. Returns whether they stopped."""
-        self._shut_down = True
-        self.cancel()
-        for kind in self._threads:
+        """Cancel everything, wait until the lab process has stopped this controller's requests and
+        let go of it (the last controller to go ends the process); idempotent.
+
+        Returns:
+            Whether every request stopped within ``timeout_ms``.
+        """
+        if self._shut_down:
+            return self._stopped
+        self._timer.stop()
+        self._pending = None
+        for kind in self._lanes:
             self._cancel(kind)
-        for thread in self._threads.values():
-            if thread.isRunning():
-                thread.quit()
-        for thread in self._threads.values():
-            thread.wait(timeout_ms)
-        stopped = not any(t.isRunning() for t in self._threads.values())
-        if stopped:
-            for kind in self._threads:
-                self._set_busy(kind, False)
-            if self._gc_held:
-                self._gc_held = False
-                _release_gui_thread_gc()
+        stopped = True
+        for kind, sub in self._latest.items():
+            if sub is None or sub.ended:
+                continue
+            rid = sub.request.request_id
+            outcome = self._lab.wait_ended(self._lanes[kind], rid, timeout_ms / 1000)
+            if outcome is None:
+                stopped = False
+            else:
+                sub.ended = True
+                self._remember(rid, outcome)
+        self._shut_down = True
+        self._stopped = stopped
+        for kind in self._lanes:
+            self._set_busy(kind, False)
+        self._lab.detach(self)
         return stopped
 
-    # ------------------------------------------------------------------ slots
-    @Slot(str, int)
-    def _on_finished(self, kind: str, request_id: int) -> None:
-        req = self._latest.get(kind)
-        if req is not None and req.request_id == request_id:
+    # ------------------------------------------------------------------ from the lab process
+    def lab_message(self, msg: Any) -> None:
+        """A message about one of this controller's lanes (GUI thread)."""
+        kind = self._kinds[msg.lane]
+        match msg:
+            case LabStarted(request_id=rid):
+                if self._states.get(rid) == "sent":
+                    self._remember(rid, "running")
+            case LabAnswer(request_id=rid, answer=answer):
+                self._answered(kind, rid, answer)
+            case LabProgress(request_id=rid, progress=progress):
+                if self._is_latest(kind, rid):
+                    self._progressed(kind, rid, progress)
+            case LabFailed(request_id=rid, message=message, error_type=error_type, stage=stage, detail=detail):
+                if detail:
+                    log.error("%s: %s\n%s", self.name, message, detail)
+                if self._accept(kind, rid):
+                    self._failed(kind, rid, stage, message, error_type)
+            case LabEnded(request_id=rid, outcome=outcome):
+                self._remember(rid, outcome)
+                self._ended(kind, rid)
+
+    def lab_lost(self, lane: str, request_id: int, message: str) -> None:
+        """The process died before ``request_id`` ended: one line to the failure signal."""
+        kind = self._kinds[lane]
+        self._remember(request_id, "lost")
+        if self._is_latest(kind, request_id):
+            self._failed(kind, request_id, "lost", message, "LabProcessError")
+        self._ended(kind, request_id)
+
+    def lab_failed(self, message: str) -> None:
+        """A process-level failure: reported against the running newest request of each kind."""
+        for kind, sub in self._latest.items():
+            if sub is not None and not sub.ended and not sub.cancelled:
+                self._failed(kind, sub.request.request_id, "", message, "LabProcessError")
+
+    def _ended(self, kind: str, request_id: int) -> None:
+        sub = self._latest.get(kind)
+        if sub is not None and sub.request.request_id == request_id:
+            sub.ended = True
             self._set_busy(kind, False)
 
     def _set_busy(self, kind: str, busy: bool) -> None:
         if busy != self._busy[kind]:
             self._busy[kind] = busy
             self._busy_signal(kind).emit(busy)
-
-
-def run_reporting(
-    request: Any,
-    work: Callable[[], None],
-    fail: Callable[[str, str], None],
-    expected: tuple[type[BaseException], ...],
-    cancelled: type[BaseException],
-) -> None:
-    """Run ``work`` on a worker thread; a cancellation ends quietly, an expected error is reported
-    with its message, anything else as an internal error with the traceback printed (a thread
-    boundary: nothing may escape a slot)."""
-    try:
-        if not request.cancelled():
-            work()
-    except cancelled:
-        pass
-    except expected as exc:
-        fail(str(exc), type(exc).__name__)
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        fail(f"internal error ({type(exc).__name__}): {exc}", type(exc).__name__)

@@ -1,8 +1,9 @@
-"""Cyclic garbage collection on the GUI thread only, while engine worker threads run.
+"""Cyclic garbage collection on the GUI thread only, while engine threads run.
 
-Shared by every engine controller (study, surfaces, previews, posterior lab): the first one to
-start switches automatic GC off and collects from a GUI-thread timer; the last one to stop
-switches it back on. See :class:`_GuiThreadGarbageCollector` for why.
+Shared by the clients of the child processes (the study engine and the lab process): their pipe
+threads unpickle every message, allocating as they go. The first client to start switches automatic
+GC off and collects from a GUI-thread timer; the last one to stop switches it back on. See
+:class:`_GuiThreadGarbageCollector` for why.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ __all__ = ["_acquire_gui_thread_gc", "_release_gui_thread_gc", "freeze_long_live
 class _GuiThreadGarbageCollector(QObject):
     """Cyclic garbage collection on the GUI thread only, while worker threads run.
 
-    Python's cyclic GC runs in whichever thread happens to allocate. When the worker thread triggers it
-    (torch's lazy ``torch._dynamo``/sympy import at the first VI run allocates heavily), it may finalize
-    PySide wrappers of GUI-thread Qt objects (timers, event loops, connections) from the worker thread;
-    we saw that deadlock the GUI thread. So, like pyqtgraph's ``GarbageCollector``, automatic GC is
+    Python's cyclic GC runs in whichever thread happens to allocate. When another thread triggers it
+    (a pipe thread unpickling a snapshot; before the labs moved to their own process, torch's lazy
+    ``torch._dynamo``/sympy import at the first VI run on a worker thread), it may finalize PySide
+    wrappers of GUI-thread Qt objects (timers, event loops, connections) from that thread; we saw that
+    deadlock the GUI thread. So, like pyqtgraph's ``GarbageCollector``, automatic GC is
     switched off and a GUI-thread timer collects by the usual generation thresholds.
     """
 
@@ -75,8 +77,8 @@ def _release_gui_thread_gc() -> None:
 def freeze_long_lived() -> float:
     """Collect once, then move every surviving object to the permanent generation (``gc.freeze``).
 
-    The GUI process holds ~300 000 GC-tracked objects once Qt, pyqtgraph, numpy (and, with a lab
-    panel, torch) are imported and the window is built; they live as long as the window. A full
+    The GUI process holds many GC-tracked objects once Qt, pyqtgraph and numpy are imported and the
+    window is built (~300 000 when torch was imported here too); they live as long as the window. A full
     collection traverses all of them: 100–200 ms on the GUI thread, a visible stall, whenever
     allocation during a run triggers one. Frozen, they are skipped and a full collection only walks
     what was allocated since. Call after the window is built and after a heavy lazy import; undone

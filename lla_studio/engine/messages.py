@@ -1,4 +1,4 @@
-"""The messages between the GUI and the study process: small frozen types holding plain data.
+"""The messages between the GUI and its child processes: small frozen types holding plain data.
 
 Nothing live crosses the pipe: a session travels as its versioned JSON document
 (:func:`~lla_studio.core.session.session_to_dict`), trials as trial dicts, numbers as numpy arrays,
@@ -9,9 +9,24 @@ Both ends dispatch with ``match`` on the message type.
 To the study process: :class:`Load`, :class:`Run`, :class:`Step`, :class:`Pause`, :class:`Tell`,
 :class:`Reject`, :class:`Add`, :class:`RequestSurface`, :class:`Exit`.
 
-From it: :class:`SnapshotReady` (a :class:`~lla_studio.engine.study_server.StudySnapshot`),
-:class:`SurfaceReady` (a :class:`~lla_studio.core.surface.SurfaceSnapshot`), :class:`Failed` (one
-line for the status bar), :class:`Finished` (the status a run ended in).
+From it: :class:`SnapshotReady` (a :class:`~lla_studio.engine.study_snapshot.StudySnapshot`),
+:class:`SurfaceReady` (a :class:`~lla_studio.core.surface_types.SurfaceSnapshot`), :class:`Failed`
+(one line for the status bar), :class:`Finished` (the status a run ended in).
+
+To the lab process (:mod:`lla_studio.engine.lab_server`; the posterior lab, the ReLU lab and the
+kernel editor's prior preview): :class:`Compute`, :class:`Cancel`, :class:`Exit`. Work runs in
+*lanes*: one stream of requests per lane where only the newest matters (a controller's kind of
+request, e.g. the ReLU lab's ``lab`` and ``rate``), one thread per lane in the child. The job a
+:class:`Compute` carries is a frozen request of a torch-free module
+(:class:`~lla_studio.core.posterior.snapshot.PosteriorRequest`,
+:class:`~lla_studio.engine.lab_jobs.ReluLabRequest`,
+:class:`~lla_studio.engine.lab_jobs.PriorPreviewRequest`), and the child dispatches on its type.
+
+From it: :class:`LabStarted` (a lane began the request), :class:`LabAnswer` (one or more per
+request: the posterior lab answers in stages), :class:`LabProgress`, :class:`LabFailed`,
+:class:`LabEnded` (exactly one per :class:`Compute`, however it ended), and :class:`Failed` for what concerns no request. Every answer
+is of a class defined in a torch-free module: unpickling an object imports its class's module, and
+the GUI process must never import torch.
 """
 
 from __future__ import annotations
@@ -22,9 +37,16 @@ from typing import Any
 
 __all__ = [
     "Add",
+    "Cancel",
+    "Compute",
     "Exit",
     "Failed",
     "Finished",
+    "LabAnswer",
+    "LabEnded",
+    "LabFailed",
+    "LabProgress",
+    "LabStarted",
     "Load",
     "Pause",
     "Reject",
@@ -101,7 +123,7 @@ class RequestSurface:
 
 @dataclass(frozen=True)
 class Exit:
-    """End the study process."""
+    """End the study process (or the lab process: running work is cancelled first)."""
 
 
 # ----------------------------------------------------------------------- study process -> GUI
@@ -126,3 +148,84 @@ class Failed:
 @dataclass(frozen=True)
 class Finished:
     status: str
+
+
+# ----------------------------------------------------------------------- GUI -> lab process
+@dataclass(frozen=True)
+class Compute:
+    """Compute ``job`` on ``lane``: a newer :class:`Compute` on the same lane cancels this one.
+
+    Attributes:
+        lane: Which stream of requests (one thread in the lab process per lane).
+        request_id: Growing id (the job carries it too); every message about the job names it.
+        job: A frozen request of a torch-free module, plain data only.
+    """
+
+    lane: str
+    request_id: int
+    job: Any
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop ``request_id`` on ``lane`` (running: its cancel flag is set; waiting: it is dropped)."""
+
+    lane: str
+    request_id: int
+
+
+# ----------------------------------------------------------------------- lab process -> GUI
+@dataclass(frozen=True)
+class LabStarted:
+    """A lane began computing ``request_id`` (until then it waited for the process to start or for
+    the lane's previous request to stop)."""
+
+    lane: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class LabAnswer:
+    """An answer to a request (a numpy-only snapshot); a request may answer more than once."""
+
+    lane: str
+    request_id: int
+    answer: Any
+
+
+@dataclass(frozen=True)
+class LabProgress:
+    """Progress of a running request (e.g. a BO step of the ReLU lab's boundary rate)."""
+
+    lane: str
+    request_id: int
+    progress: Any
+
+
+@dataclass(frozen=True)
+class LabFailed:
+    """A request failed: ``message`` is one line naming the culprit, ``detail`` (a traceback of an
+    unexpected error) is for the log only.
+
+    Attributes:
+        stage: Where it failed (the posterior lab's ``"model"``, ``"laplace"``, ``"vi-warm"``,
+            ``"vi"``; otherwise the lane's kind).
+        error_type: The exception's class name.
+    """
+
+    lane: str
+    request_id: int
+    message: str
+    error_type: str
+    stage: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LabEnded:
+    """The last word on a request: ``outcome`` is ``"completed"``, ``"cancelled"``, ``"failed"``
+    or ``"skipped"`` (superseded or cancelled before it started)."""
+
+    lane: str
+    request_id: int
+    outcome: str

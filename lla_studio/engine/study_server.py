@@ -6,11 +6,11 @@ every paint of a pyqtgraph view (itself Python) then waits for GIL hand-offs: we
 event-loop stalls with the study on a QThread. In a child process the GUI's interpreter is free.
 
 :func:`serve` runs in the child (started with the ``spawn`` method by
-:class:`lla_studio.engine.study_worker.StudyEngine`). It reads commands from the pipe on a reader
-thread, runs the study one round (ask + evaluate) at a time on its main thread, answering commands
-between rounds, and computes slices/maps of the newest model on a third thread (newest request per
-kind wins). Everything it sends back is plain data: :class:`StudySnapshot`,
-:class:`~lla_studio.core.surface.SurfaceSnapshot`, strings.
+:class:`lla_studio.engine.study_worker.StudyEngine`, by name: the GUI never imports this module).
+It reads commands from the pipe on a reader thread, runs the study one round (ask + evaluate) at a
+time on its main thread, answering commands between rounds, and computes slices/maps of the newest
+model on a third thread (newest request per kind wins). Everything it sends back is plain data: :class:`StudySnapshot`,
+:class:`~lla_studio.core.surface_types.SurfaceSnapshot`, strings.
 
 The messages both ways are the frozen types of :mod:`lla_studio.engine.messages`: a session arrives
 as its JSON document, trials leave as plain dicts. A :class:`~lla_studio.engine.messages.Pause`
@@ -21,12 +21,9 @@ instead of being lost.
 
 from __future__ import annotations
 
-import math
-import os
 import queue
 import threading
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,93 +44,14 @@ from lla_studio.engine.messages import (
     SurfaceReady,
     Tell,
 )
+from lla_studio.engine.study_snapshot import (  # the snapshot types, re-exported
+    StudySnapshot,
+    trial_view,
+    snapshot_of_session,
+    trials_of_view,
+)
 
 __all__ = ["StudySnapshot", "serve", "snapshot_of_session", "trials_of_view"]
-
-
-@dataclass(frozen=True)
-class StudySnapshot:
-    """Everything the views need after an engine step (plain data only).
-
-    Attributes:
-        trials: One dict per trial: ``id, status, config, value, message, source, seconds,
-            boundary`` (the parameters at an end of their range, e.g. ``("x1 low",)``).
-        best_value: Best value so far (NaN before the first completed trial).
-        n_evaluated: Completed + failed trials.
-        budget: The loop's budget.
-        status: What the engine is doing (``idle``, ``starting``, ``fitting``, ``optimizing``,
-            ``evaluating``, ``paused``, ``finished``, ``waiting``, ``error``).
-        hyperparameters: Timeline: ``(n_train, {name: values})`` per fit.
-        loo: Leave-one-out of the latest GP fit, or None.
-        next_proposal: Encoding of the newest proposal, or None.
-        message: A human-readable note (fit failures, errors).
-        boundary: ``(on_boundary, proposals, recent_on_boundary, recent)``: model-based proposals
-            touching the box boundary, overall and among the last :data:`RECENT_PROPOSALS`.
-        load_id: The :class:`~lla_studio.engine.messages.Load` this study came from (0: a session
-            nothing has run on); the GUI drops snapshots of an older load.
-    """
-
-    trials: tuple[dict[str, Any], ...]
-    best_value: float
-    n_evaluated: int
-    budget: int
-    status: str
-    hyperparameters: tuple[tuple[int, dict[str, list[float]]], ...] = ()
-    loo: Any = None
-    next_proposal: np.ndarray | None = None
-    message: str = ""
-    boundary: tuple[int, int, int, int] = (0, 0, 0, 0)
-    load_id: int = 0
-
-
-RECENT_PROPOSALS = 10
-
-
-def _trial_view(trials: Any, session: Any) -> tuple[tuple[dict[str, Any], ...], tuple[int, int, int, int]]:
-    """Plain trial dicts and the boundary counts of :attr:`StudySnapshot.boundary`. A pool-based
-    study chooses among fixed candidates (there is no box to run off): no boundary is marked."""
-    from lla_studio.core.objectives import is_pool_based
-
-    space = None if is_pool_based(session.objective) else session.search_space
-    dicts = tuple(
-        {
-            "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
-            "source": t.source, "seconds": t.seconds, "metrics": dict(t.metrics),
-            "boundary": space.boundary_hits(t.config) if space is not None else (),
-        }
-        for t in trials
-    )
-    flags = [bool(t["boundary"]) for t in dicts if t["source"] == "model"]
-    recent = flags[-RECENT_PROPOSALS:]
-    return dicts, (sum(flags), len(flags), sum(recent), len(recent))
-
-
-def trials_of_view(trials: Any) -> tuple[Any, ...]:
-    """The :class:`~lla_studio.core.specs.Trial` objects of a snapshot's trial dicts."""
-    from lla_studio.core.specs import Trial
-
-    keys = ("id", "config", "status", "value", "message", "source", "seconds")
-    return tuple(Trial(**{k: t[k] for k in keys}, metrics=t.get("metrics", {})) for t in trials)
-
-
-def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:
-    """The snapshot of a session that nothing has run on yet (the GUI shows it before the study
-    process exists). Same numbers as :class:`~lla_studio.core.study.Study` would give."""
-    trials = session.trials
-    values = [t.value for t in trials if t.status == "completed"]
-    if values:
-        best = min(values) if session.objective.direction == "minimize" else max(values)
-    else:
-        best = math.nan
-    dicts, boundary = _trial_view(trials, session)
-    return StudySnapshot(
-        trials=dicts,
-        best_value=float(best),
-        n_evaluated=sum(t.status in ("completed", "failed") for t in trials),
-        budget=budget or session.loop.budget,
-        status=status,
-        boundary=boundary,
-    )
 
 
 class _Server:
@@ -433,7 +351,7 @@ class _Server:
         if study is None:
             return
         session = study.session
-        trials, boundary = _trial_view(session.trials, session)
+        trials, boundary = trial_view(session.trials, session)
         self.send(
             SnapshotReady(StudySnapshot(
                 trials=trials,
@@ -459,16 +377,9 @@ def serve(conn: Any, recovery_path: str | None, threads: int | None = None) -> N
         recovery_path: Where to autosave the session after every completed trial (None: never).
         threads: torch intra-op threads (default: ``cpu_count - 1``, leaving the GUI a core).
     """
-    import torch
+    from lla_studio.core.process import prepare_background_process, prepare_study_process
 
-    if hasattr(os, "nice"):  # background work: on a busy machine the GUI process gets the CPU first
-        try:
-            os.nice(5)
-        except OSError:
-            pass
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
-    from lla_studio.core.process import prepare_study_process
-
+    prepare_background_process(threads)  # nice 5, torch threads = cpu_count - 1
     prepare_study_process()  # freed tensors stay mapped; full collections skip the imported stack
     server = _Server(conn, Path(recovery_path) if recovery_path else None)
     reader = threading.Thread(target=server.read_commands, name="lla-commands", daemon=True)

@@ -1,11 +1,12 @@
 """The study engine: the GUI's handle on the study, which runs in a child process.
 
 The GUI talks to :class:`StudyEngine` only; every call returns at once. The engine starts the study
-process (:func:`lla_studio.engine.study_server.serve`, ``spawn`` method) the first time it is needed,
-sends it commands through a pipe (the frozen message types of :mod:`lla_studio.engine.messages`; the
-session as its JSON document) and re-emits what comes back on Qt signals: frozen
-:class:`StudySnapshot` objects with numpy arrays and plain dicts, surfaces, error messages. A
-:class:`PipeReader` ``QThread`` receives them and hands them to the GUI thread through queued
+process (:func:`lla_studio.engine.study_server.serve`, ``spawn`` method, named by string through
+:func:`lla_studio.engine.child.start_child`: the GUI process never imports the server, nor torch)
+the first time it is needed, sends it commands through a pipe (the frozen message types of
+:mod:`lla_studio.engine.messages`; the session as its JSON document) and re-emits what comes back on
+Qt signals: frozen :class:`StudySnapshot` objects with numpy arrays and plain dicts, surfaces, error
+messages. A :class:`PipeReader` ``QThread`` receives them and hands them to the GUI thread through queued
 signals. The engine keeps the newest session itself: the loaded one with the newest snapshot's
 trials. A message that cannot be sent or received reaches :attr:`StudyEngine.failed` with its reason.
 
@@ -20,15 +21,15 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from lla_studio.core.errors import LLAStudioError
 from lla_studio.core.session import Session, session_to_dict
-from lla_studio.core.surface import SurfaceRequest
+from lla_studio.core.surface_types import SurfaceRequest
+from lla_studio.engine.child import end_child, start_child
 from lla_studio.engine.gui_gc import _acquire_gui_thread_gc, _release_gui_thread_gc
 from lla_studio.engine.messages import (
     Add,
@@ -45,41 +46,14 @@ from lla_studio.engine.messages import (
     SurfaceReady,
     Tell,
 )
-from lla_studio.engine.study_server import StudySnapshot, serve, snapshot_of_session, trials_of_view
+from lla_studio.engine.pipe import EndOfPipe, PipeReader
+from lla_studio.engine.study_snapshot import StudySnapshot, snapshot_of_session, trials_of_view
 
 __all__ = ["PipeReader", "StudyEngine", "StudySnapshot"]
 
 log = logging.getLogger(__name__)
 
-
-class _EndOfPipe:
-    """The pipe closed (the study process ended); ``generation`` says which process it was."""
-
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-
-
-class PipeReader(QThread):
-    """Receives the study process's messages and emits them (queued to the GUI thread)."""
-
-    received = Signal(object)
-
-    def __init__(self, conn: Any, generation: int) -> None:
-        super().__init__()
-        self.setObjectName("lla-study-pipe")
-        self.conn = conn
-        self.generation = generation
-
-    def run(self) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                self.received.emit(_EndOfPipe(self.generation))
-                return
-            except Exception as err:  # an object that cannot be unpickled: report, keep reading
-                msg = Failed(f"engine: a message from the study process could not be read: {type(err).__name__}: {err}")
-            self.received.emit(msg)
+SERVER = "lla_studio.engine.study_server:serve"
 
 
 class StudyEngine(QObject):
@@ -120,19 +94,11 @@ class StudyEngine(QObject):
         """Start the study process (if it is not running) and load the current session into it."""
         if self._proc is not None or self._closing:
             return
-        ctx = mp.get_context("spawn")
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
         self._generation += 1
-        proc = ctx.Process(
-            target=serve,
-            args=(child_conn, None if self.recovery_path is None else str(self.recovery_path)),
-            name="lla-study",
-            daemon=False,  # a user objective with a time-out starts its own process
-        )
-        proc.start()
-        child_conn.close()
+        recovery = None if self.recovery_path is None else str(self.recovery_path)
+        proc, parent_conn = start_child(SERVER, recovery, name="lla-study")
         self._proc, self._conn = proc, parent_conn
-        self._reader = PipeReader(parent_conn, self._generation)
+        self._reader = PipeReader(parent_conn, self._generation, parent=self)  # see PipeReader: parent
         self._reader.received.connect(self._on_message)
         self._reader.start()
         if self.session is not None:
@@ -184,9 +150,9 @@ class StudyEngine(QObject):
                 self._report(reason, detail)
             case Finished(status=status):
                 self.finished.emit(status)
-            case _EndOfPipe(generation=generation) if generation == self._generation:
+            case EndOfPipe(generation=generation) if generation == self._generation:
                 self._process_ended()
-            case _EndOfPipe():
+            case EndOfPipe():
                 pass
             case _:
                 self._report(f"engine: unexpected message from the study process: {type(msg).__name__}")
@@ -267,14 +233,7 @@ class StudyEngine(QObject):
         if proc is not None:
             self._raw_send(Pause())
             self._raw_send(Exit())
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
-        if conn is not None:
-            conn.close()
-        if reader is not None:
-            reader.wait(5000)
+        end_child(proc, conn, reader, "the study process")
         self._proc = self._conn = self._reader = None
         if self._gc_held:
             self._gc_held = False

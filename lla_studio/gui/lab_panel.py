@@ -64,5 +64,6 @@ class LabPanelMixin:
         return bool(self._error)
 
     def shutdown(self) -> bool:
-        """Cancel running work and stop the worker threads (idempotent). Returns whether they stopped."""
+        """Cancel running work and let go of the lab process (idempotent). Returns whether the work
+        stopped (the lab process confirms it)."""
         return self.controller.shutdown()

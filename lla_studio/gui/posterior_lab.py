@@ -1,7 +1,7 @@
 """The posterior lab panel: pick a 2-D model, edit it, and compare grid, Laplace, Laplace mixture and VI.
 
 `PosteriorLab` is self-contained (a main window docks it as one widget). Every edit is debounced and
-sent to the background worker (`lla_studio.engine.posterior_worker.PosteriorController`); answers are
+sent to the lab process (`lla_studio.engine.posterior_worker.PosteriorController`); answers are
 frozen numpy snapshots, newest request wins. The panel never imports torch.
 
 Views (all pyqtgraph items are created once and updated with ``setData``/``setImage``):
@@ -23,23 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -53,7 +48,6 @@ from lla_studio.engine.posterior_worker import (
     MODEL_LABELS,
     PANEL_MODELS,
     QUANTILE_METHODS,
-    FieldInfo,
     PosteriorController,
     PosteriorFailure,
     PosteriorSnapshot,
@@ -61,6 +55,7 @@ from lla_studio.engine.posterior_worker import (
     model_fields,
 )
 from lla_studio.gui.lab_panel import LabPanelMixin
+from lla_studio.gui.posterior_form import _Editor, _make_editor
 from lla_studio.gui.plot_style import control_column, cosmetic_pen, style_axes
 
 __all__ = ["PosteriorLab"]
@@ -95,214 +90,6 @@ def _fmt(x: float | None, scale: float = 1.0) -> str:
 
 
 # ---------------------------------------------------------------------------- field editors
-class _Editor:
-    """One spec field: a widget, ``get``/``set`` and a change callback (all edits go through widgets)."""
-
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        self.info = info
-        self.widget = QWidget()
-        self.widget.setToolTip(info.hint)
-        self._changed = changed
-
-    def get(self) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def set(self, value: Any) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-def _double_spin(value: float) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setDecimals(4)
-    spin.setRange(-1e6, 1e6)
-    spin.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
-    spin.setValue(float(value))
-    spin.setMinimumWidth(70)
-    return spin
-
-
-class _FloatEditor(_Editor):
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        super().__init__(info, changed)
-        self.spin = _double_spin(info.value)
-        self.spin.setObjectName(f"field_{info.name}")
-        self.spin.setToolTip(info.hint)
-        self.widget = self.spin
-        self.spin.valueChanged.connect(lambda _v: changed())
-
-    def get(self) -> float:
-        return float(self.spin.value())
-
-    def set(self, value: Any) -> None:
-        self.spin.setValue(float(value))
-
-
-class _IntEditor(_Editor):
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        super().__init__(info, changed)
-        self.spin = QSpinBox()
-        self.spin.setRange(-1_000_000, 1_000_000)
-        self.spin.setValue(int(info.value))
-        self.spin.setObjectName(f"field_{info.name}")
-        self.widget = self.spin
-        self.spin.valueChanged.connect(lambda _v: changed())
-
-    def get(self) -> int:
-        return int(self.spin.value())
-
-    def set(self, value: Any) -> None:
-        self.spin.setValue(int(value))
-
-
-class _BoolEditor(_Editor):
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        super().__init__(info, changed)
-        self.box = QCheckBox()
-        self.box.setChecked(bool(info.value))
-        self.box.setObjectName(f"field_{info.name}")
-        self.widget = self.box
-        self.box.toggled.connect(lambda _v: changed())
-
-    def get(self) -> bool:
-        return bool(self.box.isChecked())
-
-    def set(self, value: Any) -> None:
-        self.box.setChecked(bool(value))
-
-
-class _TextEditor(_Editor):
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        super().__init__(info, changed)
-        self.line = QLineEdit(str(info.value))
-        self.line.setObjectName(f"field_{info.name}")
-        self.line.setToolTip(info.hint)
-        self.line.setPlaceholderText("log density in a and b")
-        self.widget = self.line
-        self.line.textChanged.connect(lambda _t: changed())
-
-    def get(self) -> str:
-        return self.line.text()
-
-    def set(self, value: Any) -> None:
-        self.line.setText(str(value))
-
-
-class _PairEditor(_Editor):
-    """Two floats; with ``optional`` a check box switches the pair between a value and ``None``."""
-
-    def __init__(self, info: FieldInfo, changed: Callable[[], None], optional: bool = False) -> None:
-        super().__init__(info, changed)
-        layout = QHBoxLayout(self.widget)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        start = info.value if info.value is not None else info.enabled_value
-        self.check: QCheckBox | None = None
-        if optional:
-            self.check = QCheckBox("on")
-            self.check.setObjectName(f"field_{info.name}_on")
-            self.check.setChecked(info.value is not None)
-            layout.addWidget(self.check)
-        self.spins = []
-        for part, v in zip(info.parts, start):
-            label = QLabel(part)
-            label.setStyleSheet("color: #555;")
-            spin = _double_spin(v)
-            spin.setObjectName(f"field_{info.name}_{part}")
-            layout.addWidget(label)
-            layout.addWidget(spin, 1)
-            self.spins.append(spin)
-            spin.valueChanged.connect(lambda _v: changed())
-        if self.check is not None:
-            self.check.toggled.connect(self._toggled)
-            self._enable(self.check.isChecked())
-
-    def _enable(self, on: bool) -> None:
-        for spin in self.spins:
-            spin.setEnabled(on)
-
-    def _toggled(self, on: bool) -> None:
-        self._enable(on)
-        self._changed()
-
-    def get(self) -> tuple[float, float] | None:
-        if self.check is not None and not self.check.isChecked():
-            return None
-        return (float(self.spins[0].value()), float(self.spins[1].value()))
-
-    def set(self, value: Any) -> None:
-        if value is None:
-            if self.check is None:
-                raise ValueError(f"parameter '{self.info.name}' cannot be switched off")
-            self.check.setChecked(False)
-            return
-        v0, v1 = (float(v) for v in value)
-        for spin, v in zip(self.spins, (v0, v1)):
-            spin.blockSignals(True)
-            spin.setValue(v)
-            spin.blockSignals(False)
-        if self.check is not None and not self.check.isChecked():
-            self.check.setChecked(True)  # emits the change
-        else:
-            self._changed()
-
-
-class _OptionalIntEditor(_Editor):
-    def __init__(self, info: FieldInfo, changed: Callable[[], None]) -> None:
-        super().__init__(info, changed)
-        layout = QHBoxLayout(self.widget)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.check = QCheckBox("on")
-        self.check.setObjectName(f"field_{info.name}_on")
-        self.check.setChecked(info.value is not None)
-        self.spin = QSpinBox()
-        self.spin.setRange(0, 2**31 - 1)
-        self.spin.setValue(int(info.value if info.value is not None else info.enabled_value))
-        self.spin.setObjectName(f"field_{info.name}")
-        self.spin.setEnabled(self.check.isChecked())
-        layout.addWidget(self.check)
-        layout.addWidget(self.spin, 1)
-        self.check.toggled.connect(self._toggled)
-        self.spin.valueChanged.connect(lambda _v: changed())
-
-    def _toggled(self, on: bool) -> None:
-        self.spin.setEnabled(on)
-        self._changed()
-
-    def get(self) -> int | None:
-        return int(self.spin.value()) if self.check.isChecked() else None
-
-    def set(self, value: Any) -> None:
-        if value is None:
-            self.check.setChecked(False)
-            return
-        self.spin.blockSignals(True)
-        self.spin.setValue(int(value))
-        self.spin.blockSignals(False)
-        if not self.check.isChecked():
-            self.check.setChecked(True)
-        else:
-            self._changed()
-
-
-def _make_editor(info: FieldInfo, changed: Callable[[], None]) -> _Editor:
-    if info.kind == "float":
-        return _FloatEditor(info, changed)
-    if info.kind == "int":
-        return _IntEditor(info, changed)
-    if info.kind == "bool":
-        return _BoolEditor(info, changed)
-    if info.kind == "str":
-        return _TextEditor(info, changed)
-    if info.kind == "pair":
-        return _PairEditor(info, changed)
-    if info.kind == "optional-pair":
-        return _PairEditor(info, changed, optional=True)
-    if info.kind == "optional-int":
-        return _OptionalIntEditor(info, changed)
-    raise ValueError(f"no editor for field '{info.name}' of kind {info.kind!r}")
-
-
-# ----------------------------------------------------------------------------------- panel
 class PosteriorLab(QWidget, LabPanelMixin):
     """Posterior lab panel: model + prior editor, overlay plot, marginals, quantile table, VI JSD traces.
 
@@ -331,7 +118,7 @@ class PosteriorLab(QWidget, LabPanelMixin):
         debounce_ms: int = 150,
     ) -> None:
         super().__init__(parent)
-        if model not in PANEL_MODELS:  # before the worker thread starts
+        if model not in PANEL_MODELS:  # before the controller takes hold of the lab process
             raise ValueError(f"unknown posterior model {model!r}; valid: {', '.join(PANEL_MODELS)}")
         self.setObjectName("PosteriorLab")
         self._editors: dict[str, _Editor] = {}
@@ -775,23 +562,23 @@ class PosteriorLab(QWidget, LabPanelMixin):
         self.jsd_plot.enableAutoRange()
 
     def _show_summary(self, snap: PosteriorSnapshot) -> None:
-        a = snap.analysis
         jsd = snap.jsd
-        parts = [f"<b>{a.model_name}</b> · {len(snap.ellipses)} mode(s) · grid {a.grid.shape[0]}×{a.grid.shape[1]}"]
+        n_b, n_a = snap.grid_shape
+        parts = [f"<b>{snap.model_name}</b> · {len(snap.ellipses)} mode(s) · grid {n_b}×{n_a}"]
         rows = []
         for key, label in (("laplace", "Laplace"), ("mixture", "mixture"), ("vi", "VI warm"), ("vi_cold", "VI cold")):
             v = jsd.get(key)
             if v is not None:
                 rows.append(f"{label} {v:.3g}")
         parts.append("JSD to grid (nats): " + ", ".join(rows))
-        ev = a.log_evidence
+        ev = snap.log_evidence
         parts.append(
             "log evidence: grid {} · Laplace {} · mixture {}".format(
                 _fmt(ev.get("grid", math.nan)), _fmt(ev.get("laplace", math.nan)), _fmt(ev.get("mixture", math.nan))
             )
         )
-        if a.laplace_mass_outside_support > 1e-4:
-            parts.append(f"Laplace mass outside the support: {a.laplace_mass_outside_support:.2%}")
+        if snap.laplace_mass_outside_support > 1e-4:
+            parts.append(f"Laplace mass outside the support: {snap.laplace_mass_outside_support:.2%}")
         if snap.notes:
             more = f" (+{len(snap.notes) - 2} more)" if len(snap.notes) > 2 else ""
             parts.append("<span style='color:#8a6d00'>notes: " + "; ".join(snap.notes[:2]) + more + "</span>")

@@ -1,4 +1,4 @@
-"""ReluLabPanel: drive the real panel and its real worker threads, assert on what the views hold."""
+"""ReluLabPanel: drive the real panel and the real lab process, assert on what the views hold."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gc
 import numpy as np
 import pytest
 
-from lla_studio.core.relu_lab import GP
+from lla_studio.core.relu_lab_types import GP
 from lla_studio.gui.relu_lab_panel import ReluLabPanel
 
 TIMEOUT_MS = 120_000  # the first answer fits three models (several seconds on a busy 2-core box)
@@ -19,11 +19,11 @@ def panel(qtbot):
     lab = ReluLabPanel(box_scale=10, debounce_ms=40)
     qtbot.addWidget(lab)
     lab.resize(1400, 900)
-    # while the worker threads run, cyclic GC runs on the GUI thread only (see engine.gui_gc)
+    # while the lab process's pipe thread runs, cyclic GC runs on the GUI thread only (engine.gui_gc)
     assert not gc.isenabled()
     yield lab
-    assert lab.shutdown(), "the worker threads did not stop"
-    assert not any(t.isRunning() for t in lab.controller.threads)
+    assert lab.shutdown(), "the lab process did not stop the computations"
+    assert not lab.controller.attached
     assert gc.isenabled() == gc_was_enabled
 
 
@@ -31,7 +31,7 @@ def wait_result(qtbot, panel: ReluLabPanel, box_scale: float | None = None) -> N
     """Wait until the newest request is on screen (and, if given, shows ``box_scale``).
 
     The condition returns a bool instead of asserting: a failing rewritten ``assert`` formats the
-    repr of the result (big arrays) every poll, holding the GIL the workers need.
+    repr of the result (big arrays) every poll, which a loaded machine does not need.
     """
 
     def done() -> bool:
@@ -154,18 +154,17 @@ def test_2d_mode_shows_maps(qtbot, panel):
     assert panel.table_text()[0][1].startswith("(")
 
 
-def test_shutdown_in_the_middle_of_a_fit_cancels_it(qtbot, panel, work_outcomes):
-    """Shutdown cancels the fit in progress (it ends by cancellation, not by running to the end).
-    How fast is not asserted: a wall-clock bound flakes on a loaded 2-core machine."""
-    from lla_studio.engine import relu_lab_worker
-
-    outcomes = work_outcomes(relu_lab_worker)
-    # torch's one-time lazy imports (seconds, uncancellable) run when the workers start
-    qtbot.waitUntil(lambda: panel.controller.warmed, timeout=30_000)
-    panel.controller.flush()  # skip the debounce: the fits start now
-    qtbot.waitUntil(lambda: panel.controller.busy, timeout=5_000)
+def test_shutdown_in_the_middle_of_a_fit_cancels_it(qtbot, panel):
+    """Shutdown cancels the fit in progress in the lab process (it ends by cancellation, not by
+    running to the end). How fast is not asserted: a wall-clock bound flakes on a loaded 2-core
+    machine."""
+    panel.controller.flush()  # skip the debounce: the fits start as soon as the process can
+    rid = panel.controller.latest_request_id()
+    assert rid > 0 and panel.controller.busy
+    # the lab process pays torch's one-time imports before it starts a request (uncancellable)
+    qtbot.waitUntil(lambda: panel.controller.state(rid) == "running", timeout=60_000)
     qtbot.wait(500)  # well inside the first fit (several seconds)
     assert panel.result is None
     assert panel.shutdown()
-    assert outcomes and outcomes[-1] == "cancelled", outcomes
-    assert not any(t.isRunning() for t in panel.controller.threads)
+    assert panel.controller.state(rid) == "cancelled"
+    assert not panel.controller.attached

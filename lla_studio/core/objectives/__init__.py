@@ -35,6 +35,7 @@ from typing import Any
 from lla_studio.core.errors import ObjectiveError
 from lla_studio.core.objectives.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from lla_studio.core.objectives.pool import CandidatePool
+from lla_studio.core.objectives.pool_based import POOL_BENCHMARKS, is_pool_based
 from lla_studio.core.specs import ObjectiveSpec
 
 __all__ = [
@@ -202,13 +203,6 @@ def _child(target: str, base_dir: str | None, config: dict[str, Any], conn: Any)
         conn.close()
 
 
-POOL_BENCHMARKS = ("digits",)
-"""Benchmarks whose study chooses among a fixed pool of candidates."""
-
-
-def is_pool_based(spec: ObjectiveSpec) -> bool:
-    """Whether a study of this objective chooses among a fixed candidate pool (no box to run off)."""
-    return spec.type == "benchmark" and spec.name in POOL_BENCHMARKS
 
 
 class Objective:
@@ -222,6 +216,8 @@ class Objective:
         benchmark: The closed-form benchmark (``forrester``, ``branin``, ...), else ``None``.
         problem: The digit image search problem (benchmark ``digits``), else ``None``.
         pool: Candidates a pool-based study chooses from (``digits``: the 1 797 images), else ``None``.
+        from_callable: Made by :meth:`from_function` (a Python callable, which cannot be rebuilt from
+            the spec on a Dask worker).
     """
 
     def __init__(self, spec: ObjectiveSpec, base_dir: str | Path | None = None) -> None:
@@ -231,6 +227,7 @@ class Objective:
         self.pool: CandidatePool | None = None
         self.problem: Any = None
         self._fn: Callable[[dict[str, Any]], Any] | None = None
+        self.from_callable = False
         if spec.type == "benchmark" and spec.name == "cnn-digits":
             from lla_studio.core.objectives.cnn_digits import CNNDigits
 
@@ -271,6 +268,7 @@ class Objective:
         objective = cls(ObjectiveSpec(type="manual", direction=base.direction))
         objective.spec = own
         objective._fn = fn
+        objective.from_callable = True
         return objective
 
     @property
