@@ -59,7 +59,8 @@ from lla_studio.core.schema import (
     get,
     plain_json,
 )
-from lla_studio.core.space import SearchSpace, search_space_from_dict
+from lla_studio.core.space import SearchSpace
+from lla_studio.core.space_reader import search_space_from_dict
 from lla_studio.core.specs import (
     AcquisitionSpec,
     LoopSettings,

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from lla_studio.core.errors import LLAStudioError, SessionError
-from lla_studio.core.space import SearchSpace, search_space_from_dict
+from lla_studio.core.space import SearchSpace
+from lla_studio.core.space_reader import search_space_from_dict
 
 __all__ = ["SearchSpaceEditor", "format_conditions", "parse_conditions"]
 

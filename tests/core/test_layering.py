@@ -49,7 +49,7 @@ def test_gui_never_imports_torch_and_core_never_imports_qt():
 
 ROOT = PACKAGE.parent
 MODEL_LAYER = (
-    "errors", "schema", "space", "specs", "transforms", "session", "trials_io",
+    "errors", "schema", "space", "space_reader", "specs", "transforms", "session", "trials_io",
     "kernels", "kernels.graph", "kernels.nodes", "kernels.priors", "kernels.text", "kernels.builders", "kernels.draft",
     "surrogates.specs", "objectives.cnn_digits_options", "document",
 )

@@ -18,8 +18,8 @@ from lla_studio.core.space import (
     IntegerParameter,
     RealParameter,
     SearchSpace,
-    search_space_from_dict,
 )
+from lla_studio.core.space_reader import search_space_from_dict
 
 SESSIONS = Path(__file__).resolve().parents[2] / "resources" / "sessions"
 SHIPPED = {name: load_session(SESSIONS / f"{name}.json").search_space for name in ("branin", "cnn_hyperparameters")}

@@ -9,7 +9,7 @@ import torch
 from botorch.models import SingleTaskGP
 from scipy import stats
 
-from lla_studio.core.space import search_space_from_dict
+from lla_studio.core.space_reader import search_space_from_dict
 from lla_studio.core.specs import AcquisitionSpec
 from lla_studio.core.surface import SurfaceRequest, acquisition_label, compute_surface
 

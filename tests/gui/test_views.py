@@ -9,7 +9,7 @@ import pytest
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from lla_studio.core.space import search_space_from_dict
+from lla_studio.core.space_reader import search_space_from_dict
 from lla_studio.core.surface import SurfaceSnapshot
 from lla_studio.gui.views import MapsView, SliceView
 
