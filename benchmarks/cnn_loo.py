@@ -164,14 +164,13 @@ def run_task(task: tuple[str, int, int, list[int], bool]) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model, "n": n, "subset": k}
     t = time.perf_counter()
     if graph is None:
-        from lla_studio.core.surrogates.lla_fit import fit_lla_for_study
+        from lla_studio.core.surrogates.lla_fit import fit_lla_once
 
         def fit(u: Any, y: Any) -> Any:
             torch.manual_seed(session.loop.seed)
-            return fit_lla_for_study(study, u, y, None)["model"]
+            return fit_lla_once(session, u, y)
 
-        m = fit(U, Y)
-        out["closed"] = _scores(loo_linearized(getattr(m, "inner", m)))
+        out["closed"] = _scores(loo_linearized(fit(U, Y)))
     else:
         def fit(u: Any, y: Any) -> Any:
             torch.manual_seed(session.loop.seed)

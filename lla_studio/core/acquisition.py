@@ -248,32 +248,26 @@ def propose(
     callback = _cancel_check(cancel)
     pending = _pending_or_none(pending)
 
+    def thompson_candidates() -> torch.Tensor:
+        cand = draw_sobol_samples(bounds, n=spec.thompson_candidates, q=1, seed=seed).squeeze(1)
+        cand = torch.as_tensor(space.canonicalize_encoded(cand.numpy()), dtype=dtype)
+        return cand if pending is None else _without_rows(cand, pending)
+
+    def maximize(acq: AcquisitionFunction) -> tuple[torch.Tensor, torch.Tensor]:
+        options = {"callback": callback}
+        fixed = fixed_features_list(space) if space.choice_parameters else []
+        if fixed and len(fixed) <= spec.max_choice_combinations:
+            return optimize_acqf_mixed(
+                acq, bounds=bounds, q=q, num_restarts=spec.num_restarts, raw_samples=spec.raw_samples,
+                fixed_features_list=fixed, options=options,
+            )
+        return optimize_acqf(
+            acq, bounds=bounds, q=q, num_restarts=spec.num_restarts, raw_samples=spec.raw_samples,
+            options=options,
+        )
+
     with manual_seed(seed):
-        if spec.type == "thompson":
-            cand = draw_sobol_samples(bounds, n=spec.thompson_candidates, q=1, seed=seed).squeeze(1)
-            cand = torch.as_tensor(space.canonicalize_encoded(cand.numpy()), dtype=dtype)
-            if pending is not None:
-                cand = _without_rows(cand, pending)
-            X = _thompson(model, cand, q, minimize)
-            callback()
-            value = float("nan")
-            kind = "thompson"
-        else:
-            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q, pending)
-            kind = acquisition_kind(spec.type, q, pending)
-            options = {"callback": callback}
-            fixed = fixed_features_list(space) if space.choice_parameters else []
-            if fixed and len(fixed) <= spec.max_choice_combinations:
-                X, acq_value = optimize_acqf_mixed(
-                    acq, bounds=bounds, q=q, num_restarts=spec.num_restarts, raw_samples=spec.raw_samples,
-                    fixed_features_list=fixed, options=options,
-                )
-            else:
-                X, acq_value = optimize_acqf(
-                    acq, bounds=bounds, q=q, num_restarts=spec.num_restarts, raw_samples=spec.raw_samples,
-                    options=options,
-                )
-            value = float(acq_value.sum().item()) if acq_value.numel() else float("nan")
+        X, value, kind = _choose(spec, model, train_U, train_Y, minimize, q, pending, callback, thompson_candidates, maximize)
     candidates = space.canonicalize_encoded(X.detach().reshape(-1, d).cpu().numpy())
     return Proposal(candidates=candidates, value=value, kind=kind, seconds=time.perf_counter() - start)
 
@@ -332,30 +326,46 @@ def propose_from_pool(
 
     check = _cancel_check(cancel)
 
+    def score_all(acq: AcquisitionFunction) -> tuple[torch.Tensor, torch.Tensor]:
+        hook = acq.register_forward_pre_hook(lambda *_: check())  # once per batch of candidates
+        try:
+            return optimize_acqf_discrete(acq, q=q, choices=candidates, max_batch_size=max_batch_size, unique=True)
+        finally:
+            hook.remove()
+
     check()
     with manual_seed(seed):
-        if spec.type == "thompson":
-            X = _thompson(model, candidates, q, minimize)
-            check()
-            value = float("nan")
-            kind = "thompson"
-        else:
-            acq = build_acquisition(spec, model, train_U, train_Y, minimize, q, pending)
-            kind = acquisition_kind(spec.type, q, pending)
-            hook = acq.register_forward_pre_hook(lambda *_: check())  # once per batch of candidates
-            try:
-                X, acq_value = optimize_acqf_discrete(
-                    acq, q=q, choices=candidates, max_batch_size=max_batch_size, unique=True
-                )
-            finally:
-                hook.remove()
-            value = float(acq_value.sum().item()) if acq_value.numel() else float("nan")
+        X, value, kind = _choose(spec, model, train_U, train_Y, minimize, q, pending, check, lambda: candidates, score_all)
     X = X.detach().reshape(-1, d)
     indices = _rows_in(X, candidates)
     return Proposal(
         candidates=candidates[indices].cpu().numpy(), value=value, kind=kind,
         seconds=time.perf_counter() - start, indices=indices,
     )
+
+
+def _choose(
+    spec: AcquisitionSpec,
+    model: Model,
+    train_U: torch.Tensor,
+    train_Y: torch.Tensor,
+    minimize: bool,
+    q: int,
+    pending: torch.Tensor | None,
+    check: Callable[[], None],
+    thompson_candidates: Callable[[], torch.Tensor],
+    optimize: Callable[[AcquisitionFunction], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, float, str]:
+    """``q`` points, the acquisition value and its kind: Thompson draws over ``thompson_candidates()``,
+    or the session's acquisition maximized by ``optimize`` (continuous or over a pool)."""
+    if spec.type == "thompson":
+        X = _thompson(model, thompson_candidates(), q, minimize)
+        check()
+        return X, float("nan"), "thompson"
+    acq = build_acquisition(spec, model, train_U, train_Y, minimize, q, pending)
+    X, acq_value = optimize(acq)
+    value = float(acq_value.sum().item()) if acq_value.numel() else float("nan")
+    return X, value, acquisition_kind(spec.type, q, pending)
 
 
 def _without_rows(candidates: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

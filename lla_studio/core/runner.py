@@ -159,41 +159,32 @@ def run_headless(
 
 def _run_study(study: Any, out_dir: Path, out_label: str, loop: Any, stream: TextIO, progress: bool) -> int:
     """The body of :func:`run_headless` once the study (and its executor) exist."""
-    from lla_studio.core.study import (
-        AcquisitionOptimized,
-        StudyFinished,
-        SurrogateFitFailed,
-        SurrogateFitted,
-        TrialCompleted,
-        TrialFailed,
-        TrialProposed,
-        TrialStarted,
-    )
+    from lla_studio.core import study_events as ev
 
     ensure_out_dir(out_dir, out_label)
     start = time.perf_counter()
     summary = _save_outputs(study, out_dir, start)
     bar = _Progress(loop.budget, stream, progress)
     bar.update(done=study.n_evaluated(), best=study.best_value(), status="initial design", line="start")
-    finished: StudyFinished | None = None
+    finished: ev.StudyFinished | None = None
     try:
         for event in study.run():
-            if isinstance(event, SurrogateFitted):
+            if isinstance(event, ev.SurrogateFitted):
                 bar.update(status=f"fitted {event.kind} on {event.n_train} points in {event.seconds:.2f} s")
-            elif isinstance(event, SurrogateFitFailed):
+            elif isinstance(event, ev.SurrogateFitFailed):
                 bar.update(status="fit failed; space-filling proposal", line=f"surrogate fit failed: {event.reason}")
-            elif isinstance(event, AcquisitionOptimized):
+            elif isinstance(event, ev.AcquisitionOptimized):
                 bar.update(status=f"{event.kind} optimized in {event.seconds:.2f} s")
-            elif isinstance(event, TrialProposed):
+            elif isinstance(event, ev.TrialProposed):
                 bar.update(status=f"evaluating trial {event.trial.id}")
-            elif isinstance(event, TrialStarted):
+            elif isinstance(event, ev.TrialStarted):
                 bar.update(status=f"trial {event.trial.id} on {event.worker}")
-            elif isinstance(event, (TrialCompleted, TrialFailed)):
+            elif isinstance(event, (ev.TrialCompleted, ev.TrialFailed)):
                 summary = _save_outputs(study, out_dir, start)
                 t = event.trial
                 what = f"trial {t.id} = {t.value:.6g}" if t.status == "completed" else f"trial {t.id} failed: {t.message}"
                 bar.update(done=study.n_evaluated(), best=study.best_value(), line=what)
-            elif isinstance(event, StudyFinished):
+            elif isinstance(event, ev.StudyFinished):
                 finished = event
     except KeyboardInterrupt:
         bar.close()
@@ -315,21 +306,19 @@ def _cv_lla(session: Session, U: Any, Y: Any, refit: bool) -> tuple[list[str], s
     """The LLA row of :func:`cross_validate_kernels` and its description."""
     from lla_studio.core.diagnostics import loo_linearized, loo_refit
     from lla_studio.core.specs import SurrogateSpec
-    from lla_studio.core.surrogates.lla_fit import fit_lla_for_study, lla_options
+    from lla_studio.core.surrogates.lla_fit import fit_lla_once, lla_options
 
     if session.surrogate.type != "lla":
         session = replace(session, surrogate=SurrogateSpec("lla", {}))
-    study = _offline_study(session)
-    fitted = fit_lla_for_study(study, U, Y, None)
-    inner = getattr(fitted["model"], "inner", fitted["model"])
-    res = loo_linearized(inner)
+    model = fit_lla_once(session, U, Y)
+    res = loo_linearized(model)
     # the evidence on standardized targets, the scale of the GP rows (the LLA standardizes by std(y))
-    evidence = fitted["mll"] + Y.shape[0] * math.log(float(Y.std()))
+    evidence = model.report.log_marginal_likelihood_original + Y.shape[0] * math.log(float(Y.std()))
     row = ["LLA", f"{res.mlpd:.4f}", f"{res.rmse:.4g}", f"{res.coverage95:.2f}", f"{evidence:.3f}"]
     if refit:
         def fit_fold(u: Any, y: Any) -> Any:
             # from scratch (no previous network): warm weights would have seen the held-out point
-            return fit_lla_for_study(study, u, y, None)["model"]
+            return fit_lla_once(session, u, y)
 
         r2 = loo_refit(fit_fold, U, Y)
         row += [f"{r2.mlpd:.4f}", f"{r2.rmse:.4g}", f"{r2.coverage95:.2f}"]

@@ -43,19 +43,18 @@ A configuration the user adds by hand may lie outside the pool; it is used for f
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lla_studio.core.executors import NO_WORKERS_GRACE_S, Flight, cores_left_to, free_workers
 from lla_studio.core.features import FeatureMap
 from lla_studio.core.errors import (
     Cancelled,
@@ -71,19 +70,6 @@ from lla_studio.core.session import Session
 from lla_studio.core.space import RealParameter
 from lla_studio.core.specs import AcquisitionSpec, Trial
 
-__all__ = [
-    "AcquisitionOptimized",
-    "CancelToken",
-    "Event",
-    "Study",
-    "StudyFinished",
-    "SurrogateFitFailed",
-    "SurrogateFitted",
-    "TrialCompleted",
-    "TrialFailed",
-    "TrialProposed",
-    "TrialStarted",
-]
 
 POLL_S = 0.2
 """How often the asynchronous loop looks at the cancel token, the time-outs and the cluster's
@@ -110,6 +96,7 @@ class CancelToken:
         return self._event.is_set()
 
 
+from lla_studio.core import study_events  # noqa: E402
 from lla_studio.core.study_events import (  # noqa: E402  (re-exported: the loop's events)
     AcquisitionOptimized,
     Event,
@@ -121,6 +108,8 @@ from lla_studio.core.study_events import (  # noqa: E402  (re-exported: the loop
     TrialProposed,
     TrialStarted,
 )
+
+__all__ = ["CancelToken", "Study", *study_events.__all__]  # the loop's events are re-exported
 
 
 class _Cancelled(Exception):
@@ -190,6 +179,38 @@ class Study:
             for i, row in enumerate(self._pool_U):
                 self._pool_rows.setdefault(_row_key(row), []).append(i)
 
+
+    def reconfigure(self, session: Session) -> frozenset[str] | None:
+        """Take ``session``'s sections where this study can keep its state, and say what changed.
+
+        A new search space or objective is another study (None: build a new one). Otherwise the
+        study adopts the session (its trials included) and drops only what the change invalidates:
+        the fitted model after a change of transforms, kernel, surrogate or completed trials, the
+        LLA's warm-start chain after a change of the network, the transforms or the initial design.
+        A seed, budget or acquisition change keeps the fitted model. Proposals stay a function of
+        the session alone (the GP is fitted cold, the LLA chain is defined by the trials).
+
+        Returns:
+            The names of the changed sections (``"trials"`` among them when the trials differ).
+        """
+        old = self._session
+        if session.search_space != old.search_space or session.objective != old.objective:
+            return None
+        fields = ("transforms", "kernel", "surrogate", "acquisition", "loop", "name", "description")
+        changed = {f for f in fields if getattr(session, f) != getattr(old, f)}
+        if tuple(session.trials) != tuple(self._trials):
+            changed.add("trials")
+        done = [t for t in session.trials if t.status == "completed"]
+        data_changed = [(t.config, t.value) for t in done] != [(t.config, t.value) for t in self.completed()]
+        self._session = session
+        self._trials = list(session.trials)
+        if "transforms" in changed:
+            self.feature_map = FeatureMap.of(session)
+        if changed & {"transforms", "kernel", "surrogate"} or data_changed:
+            self.last_fit = None
+        if changed & {"transforms", "surrogate"} or session.loop.initial_design != old.loop.initial_design:
+            self._lla_fitter = None
+        return frozenset(changed)
     # ------------------------------------------------------------------ state
     @property
     def session(self) -> Session:
@@ -575,7 +596,7 @@ class Study:
             loop = self._session.loop
             executor = owned = open_executor(loop.executor, loop.workers)
         try:
-            with _cores_left_to(getattr(executor, "local_workers", 0)):
+            with cores_left_to(getattr(executor, "local_workers", 0)):
                 yield from self._dispatch(executor, budget, is_cancelled, max_iterations)
         finally:
             if owned is not None:
@@ -584,7 +605,7 @@ class Study:
     def _dispatch(self, executor: Any, budget: int, is_cancelled: Callable[[], bool], max_iterations: int | None) -> Iterator[Event]:
         loop = self._session.loop
         timeout = self.objective.spec.timeout_s
-        flights: dict[str, _Flight] = {}  # by future key: the trials sent and not yet back
+        flights: dict[str, Flight] = {}  # by future key: the trials sent and not yet back
         # a continued run first evaluates what was proposed or running when its session was saved
         queue = [t.id for t in self._trials if t.status in ("proposed", "running")]
         lost: dict[int, int] = {}  # trial id -> times its worker was lost
@@ -597,7 +618,7 @@ class Study:
         def fill() -> Iterator[Event]:
             """Send queued trials, then new proposals, to free workers (one ``ask`` per batch)."""
             while len(flights) < loop.workers and self.n_evaluated() + len(flights) < budget:
-                free = _free_workers(state["workers"], flights, to_restart | unusable)
+                free = free_workers(state["workers"], flights, to_restart | unusable)
                 if not free:
                     return
                 if queue:
@@ -622,7 +643,7 @@ class Study:
                 queue or max_iterations is None or state["rounds"] < max_iterations
             )
 
-        def landed(flight: _Flight, outcome: Mapping[str, Any]) -> Iterator[Event]:
+        def landed(flight: Flight, outcome: Mapping[str, Any]) -> Iterator[Event]:
             status = outcome["status"]
             if status == "lost":
                 yield from worker_lost(flight)
@@ -644,7 +665,7 @@ class Study:
             yield TrialFailed(self._finish(self.tell_failed(flight.trial_id, message)))
             raise ExecutorError(message)
 
-        def worker_lost(flight: _Flight) -> Iterator[Event]:
+        def worker_lost(flight: Flight) -> Iterator[Event]:
             lost[flight.trial_id] = lost.get(flight.trial_id, 0) + 1
             if lost[flight.trial_id] <= loop.retries:
                 self._requeue(flight.trial_id)
@@ -712,13 +733,13 @@ class Study:
         reason = "budget" if self.n_evaluated() >= budget else "paused"
         yield StudyFinished(reason, self.best(), len(self.completed()), self._n_failed())
 
-    def _send(self, executor: Any, trial_id: int, worker: str, flights: dict[str, _Flight]) -> TrialStarted:
+    def _send(self, executor: Any, trial_id: int, worker: str, flights: dict[str, Flight]) -> TrialStarted:
         """Submit a trial to ``worker`` and mark it running."""
         t = self.trial(trial_id)
         key = f"lla-trial-{trial_id}-{uuid.uuid4().hex[:12]}"  # unique: a re-sent trial gets a new key
         future = executor.submit(self.objective.spec, self._objective_dir(), dict(t.config), worker, key)
         started = self.start(trial_id, worker=worker)
-        flights[future.key] = _Flight(trial_id, worker, future, time.perf_counter())
+        flights[future.key] = Flight(trial_id, worker, future, time.perf_counter())
         return TrialStarted(started, worker, float(started.started_at))  # type: ignore[arg-type]
 
     def _objective_dir(self) -> str | None:
@@ -736,7 +757,7 @@ class Study:
         t = self.trial(trial_id)
         self._replace_trial(replace(t, status="proposed", worker=None, started_at=None, finished_at=None))
 
-    def _abandon(self, executor: Any, flights: dict[str, _Flight]) -> None:
+    def _abandon(self, executor: Any, flights: dict[str, Flight]) -> None:
         """Cancel what is in flight; those trials are proposed again (a continued run evaluates them)."""
         executor.cancel([f.future for f in flights.values()])
         for flight in flights.values():
@@ -745,50 +766,6 @@ class Study:
 
     def _n_failed(self) -> int:
         return sum(1 for t in self._trials if t.status == "failed")
-
-
-@contextmanager
-def _cores_left_to(local_workers: int) -> Iterator[None]:
-    """Give torch in this process only the cores that ``local_workers`` worker processes leave.
-
-    Why: the study proposes while the workers evaluate. With the local cluster's workers busy on
-    this machine's cores, torch's default intra-op threads (one per core) wait on each other:
-    on 2 cores with 2 workers training ``cnn-digits``, the qLogEI proposals took 1.6-14 s with two
-    threads and 1.0-3.6 s with one (14 evaluations: 51 s against 25 s of wall time). The setting is
-    process-wide; the run restores it when it ends.
-    """
-    if local_workers < 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - local_workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-NO_WORKERS_GRACE_S = 30.0
-"""How long a parallel run waits for a usable worker when none is left before it gives up."""
-
-
-@dataclass
-class _Flight:
-    """A trial on its way: sent to ``worker`` at ``sent`` (``perf_counter``), ``future`` its result."""
-
-    trial_id: int
-    worker: str
-    future: Any
-    sent: float
-
-
-def _free_workers(workers: Mapping[str, int], flights: Mapping[str, _Flight], unusable: set[str]) -> list[str]:
-    """Workers with a free thread, least busy first, then by address (so the choice is repeatable)."""
-    busy: dict[str, int] = {}
-    for f in flights.values():
-        busy[f.worker] = busy.get(f.worker, 0) + 1
-    free = [w for w, n in workers.items() if w not in unusable and n > busy.get(w, 0)]
-    return sorted(free, key=lambda w: (busy.get(w, 0), w))
 
 
 def _row_key(u: np.ndarray) -> bytes:

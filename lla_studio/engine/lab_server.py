@@ -45,17 +45,7 @@ from lla_studio.engine.lab_jobs import (
     ReluLabAnswer,
     ReluLabRequest,
 )
-from lla_studio.engine.messages import (
-    Cancel,
-    Compute,
-    Exit,
-    Failed,
-    LabAnswer,
-    LabEnded,
-    LabFailed,
-    LabProgress,
-    LabStarted,
-)
+from lla_studio.engine import messages as msg_types
 
 __all__ = ["serve"]
 
@@ -94,7 +84,7 @@ class _Lane:
                 self.running.cancel.set()
             self.cv.notify()
         if skipped is not None:
-            self.server.send(LabEnded(self.name, skipped.request_id, "skipped"))
+            self.server.send(msg_types.LabEnded(self.name, skipped.request_id, "skipped"))
 
     def cancel(self, request_id: int) -> None:
         skipped = None
@@ -104,7 +94,7 @@ class _Lane:
             if self.running is not None and self.running.request_id == request_id:
                 self.running.cancel.set()
         if skipped is not None:
-            self.server.send(LabEnded(self.name, skipped.request_id, "skipped"))
+            self.server.send(msg_types.LabEnded(self.name, skipped.request_id, "skipped"))
 
     def close(self) -> None:
         with self.cv:
@@ -114,7 +104,7 @@ class _Lane:
                 self.running.cancel.set()
             self.cv.notify()
         if skipped is not None:
-            self.server.send(LabEnded(self.name, skipped.request_id, "skipped"))
+            self.server.send(msg_types.LabEnded(self.name, skipped.request_id, "skipped"))
 
     def _loop(self) -> None:
         self.server.ready.wait()
@@ -131,7 +121,7 @@ class _Lane:
             finally:
                 with self.cv:
                     self.running = None
-            self.server.send(LabEnded(self.name, job.request_id, outcome))
+            self.server.send(msg_types.LabEnded(self.name, job.request_id, outcome))
 
 
 class _Server:
@@ -157,7 +147,7 @@ class _Server:
             except Exception as err:  # pickling: a bug; the send itself wrote nothing
                 reason = f"lab process: could not send a {type(msg).__name__} ({type(err).__name__}: {err})"
                 lane, request_id = getattr(msg, "lane", None), getattr(msg, "request_id", None)
-                reply: Any = Failed(reason) if lane is None else LabFailed(lane, request_id, reason, type(err).__name__)
+                reply: Any = msg_types.Failed(reason) if lane is None else msg_types.LabFailed(lane, request_id, reason, type(err).__name__)
                 try:
                     self.conn.send(reply)
                 except Exception:
@@ -178,20 +168,20 @@ class _Server:
             except (EOFError, OSError):
                 break
             except Exception as err:  # a request that cannot be unpickled: report, keep reading
-                self.send(Failed(f"lab process: a request could not be read ({type(err).__name__}: {err})"))
+                self.send(msg_types.Failed(f"lab process: a request could not be read ({type(err).__name__}: {err})"))
                 continue
             match msg:
-                case Compute(lane=lane, request_id=request_id, job=job):
+                case msg_types.Compute(lane=lane, request_id=request_id, job=job):
                     self.lane(lane).submit(request_id, job)
-                case Cancel(lane=lane, request_id=request_id):
+                case msg_types.Cancel(lane=lane, request_id=request_id):
                     with self.lanes_lock:
                         target = self.lanes.get(lane)
                     if target is not None:
                         target.cancel(request_id)
-                case Exit():
+                case msg_types.Exit():
                     break
                 case _:
-                    self.send(Failed(f"lab process: unknown message {type(msg).__name__}"))
+                    self.send(msg_types.Failed(f"lab process: unknown message {type(msg).__name__}"))
         with self.start_lock:
             if not self.ready.is_set():
                 self._quit_while_starting()
@@ -219,7 +209,7 @@ class _Server:
 
         if job.cancelled():
             return "skipped"
-        self.send(LabStarted(lane.name, job.request_id))
+        self.send(msg_types.LabStarted(lane.name, job.request_id))
         try:
             match job.job:
                 case PosteriorRequest():
@@ -237,17 +227,17 @@ class _Server:
         except (LLAStudioError, ValueError, ArithmeticError, RuntimeError) as err:
             # our own errors name the culprit; numpy's LinAlgError is a ValueError, torch's errors
             # are RuntimeErrors (e.g. a Cholesky factor of a matrix that is not positive definite)
-            self.send(LabFailed(lane.name, job.request_id, str(err) or type(err).__name__, type(err).__name__, job.stage))
+            self.send(msg_types.LabFailed(lane.name, job.request_id, str(err) or type(err).__name__, type(err).__name__, job.stage))
             return "failed"
         except Exception as err:  # a bug: one line for the panel, the traceback for the log
             message = f"internal error ({type(err).__name__}): {str(err).splitlines()[0] if str(err) else ''}"
-            self.send(LabFailed(lane.name, job.request_id, message, type(err).__name__, job.stage, traceback.format_exc()))
+            self.send(msg_types.LabFailed(lane.name, job.request_id, message, type(err).__name__, job.stage, traceback.format_exc()))
             return "failed"
         return "completed"
 
     def _answer(self, lane: _Lane, job: _Job, answer: Any) -> None:
         if not job.cancelled():  # a superseded request's answer would be dropped by the GUI anyway
-            self.send(LabAnswer(lane.name, job.request_id, answer))
+            self.send(msg_types.LabAnswer(lane.name, job.request_id, answer))
 
     def _posterior(self, lane: _Lane, job: _Job) -> None:
         from lla_studio.core.posterior.view import compute_posterior
@@ -279,7 +269,7 @@ class _Server:
         def progress(model: str, step: int) -> None:
             info = BoundaryRateProgress(request.request_id, model, step, request.steps, models.index(model), len(models))
             if not job.cancelled():
-                self.send(LabProgress(lane.name, job.request_id, info))
+                self.send(msg_types.LabProgress(lane.name, job.request_id, info))
 
         result = boundary_rate(request.settings, request.steps, cancel=job.cancelled, progress=progress)
         self._answer(lane, job, BoundaryRateAnswer(request.request_id, result))
@@ -323,7 +313,7 @@ def _warm_up_optimizers() -> None:
 
 
 def serve(conn: Any, threads: int | None = None) -> None:
-    """Entry point of the lab process: serve requests from ``conn`` until :class:`Exit` or EOF.
+    """Entry point of the lab process: serve requests from ``conn`` until :class:`~lla_studio.engine.messages.Exit` or EOF.
 
     Args:
         conn: The child's end of a duplex ``multiprocessing.Pipe``.
@@ -335,7 +325,7 @@ def serve(conn: Any, threads: int | None = None) -> None:
     try:
         _import_stack(threads)
     except Exception as err:  # e.g. a broken installation: say so in one line, then exit
-        server.send(Failed(f"lab process: could not start ({type(err).__name__}: {err})", traceback.format_exc()))
+        server.send(msg_types.Failed(f"lab process: could not start ({type(err).__name__}: {err})", traceback.format_exc()))
         conn.close()
         raise SystemExit(1) from err
     with server.start_lock:

@@ -29,21 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lla_studio.engine.messages import (
-    Add,
-    Exit,
-    Failed,
-    Finished,
-    Load,
-    Pause,
-    Reject,
-    RequestSurface,
-    Run,
-    SnapshotReady,
-    Step,
-    SurfaceReady,
-    Tell,
-)
+from lla_studio.engine import messages as msg_types
 from lla_studio.engine.study_snapshot import (  # the snapshot types, re-exported
     StudySnapshot,
     trial_view,
@@ -75,6 +61,7 @@ class _Server:
         self.status = "idle"
         self.message = ""
         self._handed_model: Any = None
+        self.refit_pending = False  # a section change left the study without a fitted model
         self.load_id = 0
         # surfaces: newest request per kind (1-D slice, 2-D map); recomputed for every new model
         self.surface_cv = threading.Condition()
@@ -94,12 +81,12 @@ class _Server:
                 self.alive = False  # the GUI is gone; the main loop exits
             except Exception as err:  # pickling: a bug, reported (the send itself wrote nothing)
                 try:
-                    self.conn.send(Failed(f"engine: could not send a {type(msg).__name__}: {type(err).__name__}: {err}"))
+                    self.conn.send(msg_types.Failed(f"engine: could not send a {type(msg).__name__}: {type(err).__name__}: {err}"))
                 except Exception:
                     self.alive = False
 
     def fail(self, reason: str, detail: str = "") -> None:
-        self.send(Failed(reason.splitlines()[0] if reason else "error", detail))
+        self.send(msg_types.Failed(reason.splitlines()[0] if reason else "error", detail))
 
     def read_commands(self) -> None:
         """Reader thread: pause and surface requests act at once; the rest is queued in order."""
@@ -107,20 +94,20 @@ class _Server:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                msg = Exit()
+                msg = msg_types.Exit()
             except Exception as err:  # a message that cannot be unpickled: report, keep reading
                 self.fail(f"engine: a command could not be read: {type(err).__name__}: {err}")
                 continue
             match msg:
-                case Pause():
+                case msg_types.Pause():
                     self.token.cancel()
-                case RequestSurface(request=req):
+                case msg_types.RequestSurface(request=req):
                     with self.surface_cv:
                         self.surface_pending[len(req.params)] = req
                         self.surface_latest[len(req.params)] = req
                         self.surface_cv.notify()
                     continue
-                case Exit():
+                case msg_types.Exit():
                     self.token.cancel()
                     with self.surface_cv:
                         self.alive = False
@@ -148,36 +135,39 @@ class _Server:
                 except Exception as err:  # shown in the status bar; the views keep their last data
                     self.fail(f"surface: {type(err).__name__}: {err}", traceback.format_exc(limit=4))
                     continue
-                self.send(SurfaceReady(snap))
+                self.send(msg_types.SurfaceReady(snap))
 
     # ------------------------------------------------------------------ main loop
     def main_loop(self) -> None:
         while self.alive:
-            if self.running:
+            if self.running or self.refit_pending:
                 try:
                     msg = self.commands.get_nowait()
                 except queue.Empty:
-                    self._tick()
+                    if self.running:
+                        self._tick()
+                    else:
+                        self._refit()  # after the newest of a burst of edits only
                     continue
             else:
                 msg = self.commands.get()
             try:
                 match msg:
-                    case Exit():
+                    case msg_types.Exit():
                         return
-                    case Load(document=document, load_id=load_id):
+                    case msg_types.Load(document=document, load_id=load_id):
                         self._cmd_load(document, load_id)
-                    case Run(budget=budget):
+                    case msg_types.Run(budget=budget):
                         self._cmd_run(budget)
-                    case Step():
+                    case msg_types.Step():
                         self._cmd_step()
-                    case Pause():
+                    case msg_types.Pause():
                         self._cmd_pause()
-                    case Tell(trial_id=trial_id, value=value):
+                    case msg_types.Tell(trial_id=trial_id, value=value):
                         self._command(lambda s: s.tell(trial_id, value))
-                    case Reject(trial_id=trial_id, reason=reason):
+                    case msg_types.Reject(trial_id=trial_id, reason=reason):
                         self._command(lambda s: s.reject(trial_id, reason))
-                    case Add(config=config, value=value):
+                    case msg_types.Add(config=config, value=value):
                         self._command(lambda s: s.add(config, value))
                     case _:
                         self.fail(f"engine: unknown command {type(msg).__name__}")
@@ -185,6 +175,12 @@ class _Server:
                 self.fail(f"{type(err).__name__}: {err}", traceback.format_exc(limit=4))
 
     def _cmd_load(self, document: Any, load_id: int) -> None:
+        """A session arrives. Where it is the same study (search space and objective) with other
+        sections, the study keeps what they leave valid (:meth:`Study.reconfigure`): a seed, budget
+        or acquisition change keeps the fitted model and its views; a kernel, transform or surrogate
+        change refits at once on the same trials and keeps the hyperparameter history and the LOO
+        view (the history starts anew only with another kind of surrogate). Anything else is a new
+        study with empty views."""
         from lla_studio.core.errors import LLAStudioError
         from lla_studio.core.session import session_from_dict
         from lla_studio.core.study import CancelToken, Study
@@ -192,26 +188,64 @@ class _Server:
         self.running = False
         self.token.cancel()
         self.load_id = load_id
-        with self.surface_cv:
-            self.space = None
-            self.surface_model = None
-            self.surface_pending = {}
         try:
             session = session_from_dict(document)
-            self.study = Study(session)
+            old = self.study.session if self.study is not None else None
+            changed = self.study.reconfigure(session) if self.study is not None else None
+            if changed is None:
+                study = Study(session)
         except LLAStudioError as err:
             self.study = None
+            self._reset_views()
             self.fail(str(err))
             return
-        with self.surface_cv:
-            self.space = session.search_space
         self.token = CancelToken()
+        self.status = "idle"
+        self.message = ""
+        if changed is None:
+            self.study = study
+            self._reset_views()
+            with self.surface_cv:
+                self.space = session.search_space
+        else:
+            assert old is not None
+            if session.surrogate.type != old.surrogate.type:
+                self.timeline, self.loo = [], None  # another model's hyperparameters and scores
+            if self.study.last_fit is None:
+                self.refit_pending = True  # the new model of the same trials, fitted when idle
+        self._emit()
+
+    def _reset_views(self) -> None:
+        """Nothing of the previous study stays: no history, LOO, proposal or model for surfaces."""
         self.timeline = []
         self.loo = None
         self.next_proposal = None
         self._handed_model = None
-        self.status = "idle"
-        self.message = ""
+        self.refit_pending = False
+        with self.surface_cv:
+            self.space = None
+            self.surface_model = None
+            self.surface_pending = {}
+
+    def _refit(self) -> None:
+        """Fit the (changed) surrogate to the trials as they are, between commands, and show it."""
+        from lla_studio.core.errors import Cancelled, SurrogateFitError
+
+        self.refit_pending = False
+        study = self.study
+        if study is None or study.last_fit is not None or not study.completed():
+            return  # nothing to fit, or a run fitted it meanwhile
+        try:
+            event = study.fit_surrogate(cancel=self.token)
+        except Cancelled:
+            return
+        except SurrogateFitError as err:
+            self.message = f"surrogate fit failed: {err}"
+            self._emit()
+            return
+        self.timeline.append((event.n_train, {k: list(v) for k, v in event.hyperparameters.items()}))
+        self.loo = self._loo(event.model)
+        self._hand_out_model()
         self._emit()
 
     def _cmd_run(self, budget: int) -> None:
@@ -273,37 +307,30 @@ class _Server:
             self._hand_out_model()  # e.g. paused between the fit and the acquisition
             self.status = {"budget": "finished", "cancelled": "paused", "waiting": "waiting"}.get(reason or "", "idle")
             self._emit()
-            self.send(Finished(self.status))
+            self.send(msg_types.Finished(self.status))
 
     def _handle(self, event: Any) -> str | None:
-        from lla_studio.core.study import (
-            AcquisitionOptimized,
-            StudyFinished,
-            SurrogateFitFailed,
-            SurrogateFitted,
-            TrialCompleted,
-            TrialFailed,
-            TrialProposed,
-        )
+        from lla_studio.core import study_events as ev
 
-        if isinstance(event, SurrogateFitted):
+
+        if isinstance(event, ev.SurrogateFitted):
             self.status = "optimizing"
             self.timeline.append((event.n_train, {k: list(v) for k, v in event.hyperparameters.items()}))
             self.loo = self._loo(event.model)
             self._emit()
-        elif isinstance(event, SurrogateFitFailed):
+        elif isinstance(event, ev.SurrogateFitFailed):
             self.message = f"surrogate fit failed: {event.reason}; space-filling proposal instead"
-        elif isinstance(event, AcquisitionOptimized):
+        elif isinstance(event, ev.AcquisitionOptimized):
             self.next_proposal = np.asarray(event.candidates[0]).copy()
             self._hand_out_model()
-        elif isinstance(event, TrialProposed):
+        elif isinstance(event, ev.TrialProposed):
             self.status = "evaluating"
             self._emit()
-        elif isinstance(event, (TrialCompleted, TrialFailed)):
+        elif isinstance(event, (ev.TrialCompleted, ev.TrialFailed)):
             self.status = "fitting"
             self._autosave()
             self._emit()
-        elif isinstance(event, StudyFinished):
+        elif isinstance(event, ev.StudyFinished):
             return event.reason
         return None
 
@@ -324,11 +351,8 @@ class _Server:
     def _loo(self, model: Any) -> Any:
         from lla_studio.core.diagnostics import loo_closed_form, loo_linearized
         from lla_studio.core.surrogates.lla import LinearizedLaplaceModel
-        from lla_studio.core.surrogates.lla_fit import FeatureSpaceModel
 
         try:
-            if isinstance(model, FeatureSpaceModel):
-                model = model.inner  # the LLA on the features; LOO lives on its training data
             if isinstance(model, LinearizedLaplaceModel):
                 return loo_linearized(model)
             return loo_closed_form(model)
@@ -353,7 +377,7 @@ class _Server:
         session = study.session
         trials, boundary = trial_view(session.trials, session)
         self.send(
-            SnapshotReady(StudySnapshot(
+            msg_types.SnapshotReady(StudySnapshot(
                 trials=trials,
                 best_value=study.best_value(),
                 n_evaluated=study.n_evaluated(),

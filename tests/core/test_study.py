@@ -221,3 +221,35 @@ def test_lla_surrogate_runs_in_the_loop():
 
     with pytest.raises(SessionError, match=r"^surrogate.network: .*sigmoidish"):
         session_from_dict(doc)
+
+
+def test_reconfigure_keeps_what_a_section_change_leaves_valid_and_proposes_as_a_fresh_study():
+    """A seed change keeps the fitted model; a kernel change drops it but keeps the trials; another
+    search space is another study. After any of them the next proposal is the fresh study's."""
+    from lla_studio.core.kernels.text import parse_kernel
+
+    base = _small(budget=12, initial=5)
+    study = Study(base)
+    list(study.run(budget=7))  # 5 initial + 2 model-based
+    fitted = study.last_fit
+    assert fitted is not None and study.n_evaluated() == 7
+
+    reseeded = replace(study.session, loop=replace(study.session.loop, seed=4))
+    assert study.reconfigure(reseeded) == {"loop"}
+    assert study.last_fit is fitted  # the seed does not touch the fitted model
+
+    kernel = parse_kernel("scale(rbf(x1)) + scale(matern52(x2))")
+    rekerneled = replace(study.session, kernel=kernel)
+    assert study.reconfigure(rekerneled) == {"kernel"}
+    assert study.last_fit is None and study.n_evaluated() == 7
+    refit = study.fit_surrogate()
+    assert refit.n_train == 7 and refit.hyperparameters.keys() != fitted.hyperparameters.keys()
+
+    # the reconfigured study proposes exactly what a study built from the same session proposes
+    fresh = Study(study.session)
+    ours, theirs = study.suggest()[0], fresh.suggest()[0]
+    assert ours.config == theirs.config and ours.source == theirs.source == "model"
+
+    other_space = load_session(SESSIONS / "hartmann6.json")
+    assert study.reconfigure(other_space) is None
+    assert study.session.search_space == base.search_space  # refused: nothing adopted

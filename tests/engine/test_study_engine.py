@@ -41,13 +41,19 @@ def test_every_shipped_session_crosses_the_process_boundary_as_data(name):
             pickle.dumps(FeatureMap.of(session))
 
 
-def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):
-    session = load_session(default_session_path())
-    engine = StudyEngine(recovery_path=tmp_path / "recovery.json")
+def _listened(engine: StudyEngine) -> tuple[list[StudySnapshot], list[str]]:
+    """The engine's snapshots and failures, as they arrive."""
     snaps: list[StudySnapshot] = []
     errors: list[str] = []
     engine.snapshot.connect(snaps.append)
     engine.failed.connect(errors.append)
+    return snaps, errors
+
+
+def test_engine_survives_the_death_of_its_process(qtbot, tmp_path):
+    session = load_session(default_session_path())
+    engine = StudyEngine(recovery_path=tmp_path / "recovery.json")
+    snaps, errors = _listened(engine)
     try:
         engine.load(session)
         qtbot.waitUntil(lambda: bool(snaps), timeout=5_000)
@@ -94,3 +100,49 @@ def test_snapshots_mark_model_proposals_on_the_box_boundary():
     pixel = {name: 0.0 for name in digits.search_space.names}
     snap = snapshot_of_session(digits.with_trials((Trial(0, pixel, "proposed", source="model"),)))
     assert snap.trials[0]["boundary"] == () and snap.boundary == (0, 1, 0, 1)
+
+
+def test_a_kernel_change_refits_and_keeps_trials_history_and_loo_a_seed_change_keeps_the_model(qtbot):
+    from dataclasses import replace
+
+    from lla_studio.core.kernels.text import parse_kernel
+    from lla_studio.core.specs import SurrogateSpec
+
+    session = load_session(default_session_path())  # Branin, 8 initial trials
+    session = replace(session, loop=replace(session.loop, budget=10))
+    engine = StudyEngine()
+    snaps, errors = _listened(engine)
+    try:
+        engine.load(session)
+        engine.run(10)
+        qtbot.waitUntil(lambda: bool(snaps) and snaps[-1].status == "finished", timeout=90_000)
+        done = snaps[-1]
+        assert done.n_evaluated == 10 and len(done.hyperparameters) == 2 and done.loo is not None
+
+        engine.load(replace(engine.session, loop=replace(engine.session.loop, seed=3)))
+        qtbot.waitUntil(lambda: snaps[-1].load_id == engine._load_id, timeout=10_000)
+        reseeded = snaps[-1]
+        assert reseeded.trials == done.trials and reseeded.hyperparameters == done.hyperparameters
+        assert reseeded.loo.mlpd == done.loo.mlpd  # no refit for a seed
+
+        kernel = parse_kernel("scale(rbf(x1)) + scale(matern52(x2))")
+        engine.load(replace(engine.session, kernel=kernel))
+        qtbot.waitUntil(lambda: len(snaps[-1].hyperparameters) == 3, timeout=30_000)
+        refit = snaps[-1]
+        assert refit.trials == done.trials  # the same trials
+        assert refit.hyperparameters[:2] == done.hyperparameters  # the history is kept
+        n_train, names = refit.hyperparameters[2]
+        assert n_train == 10 and set(names) != set(done.hyperparameters[-1][1])  # the new kernel's
+        assert refit.loo is not None and refit.loo.mlpd != done.loo.mlpd  # the new model's LOO
+        # the snapshot between the load and the refit showed the old LOO, never an empty view
+        since = [s for s in snaps if s.load_id == engine._load_id]
+        assert all(s.loo is not None for s in since)
+
+        engine.load(replace(engine.session, surrogate=SurrogateSpec("lla", {"settings": {"max_epochs": 20}})))
+        qtbot.waitUntil(
+            lambda: snaps[-1].load_id == engine._load_id and len(snaps[-1].hyperparameters) == 1, timeout=60_000,
+        )
+        assert "prior_precision" in snaps[-1].hyperparameters[0][1]  # another model: a new history
+        assert not errors
+    finally:
+        engine.shutdown()

@@ -16,7 +16,7 @@ are kept for comparison.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -28,8 +28,14 @@ from scipy.stats import qmc
 from lla_studio.core.errors import PosteriorError
 from lla_studio.core.posterior.box import Box
 from lla_studio.core.posterior.cancel import CancelCallback, check_cancel
-from lla_studio.core.posterior.gaussian import gaussian_log_pdf, mixture_log_pdf
+from lla_studio.core.posterior.gaussian import mixture_log_pdf
 from lla_studio.core.posterior.laplace import LaplaceFit, fit_laplace
+from lla_studio.core.posterior.mixture_nd import (
+    MixtureOfLaplaceFits,
+    check_mixture_settings,
+    modes_of_starts,
+    nnls_log_weights_at,
+)
 from lla_studio.core.posterior.models import DTYPE, PosteriorModel
 
 __all__ = ["LaplaceMixture", "fit_laplace_mixture", "sobol_points", "components_box"]
@@ -51,73 +57,15 @@ def components_box(components: tuple[LaplaceFit, ...], support: Box, k: float) -
 
 
 @dataclass(frozen=True)
-class LaplaceMixture:
-    """A mixture of Laplace Gaussians fitted to an unnormalised density.
-
-    Attributes:
-        components: The distinct modes' `LaplaceFit`s, highest log density first.
-        log_weights: A `K` array: ``log w_k`` of the NNLS fit (``-inf`` for a zero weight);
-            ``sum_k w_k`` estimates the evidence.
-        log_weights_laplace: A `K` array: ``log p(mu_k) + log |2 pi Sigma_k|^(1/2)``.
-        starts: An `S x 2` array of start points.
-        start_component: An `S` int array: the component each start ended in (-1: failed or
-            dropped start).
-        failures: Messages of starts whose optimisation failed (saddles, boundary maxima, ...).
-        weights_source: ``"nnls"``, or ``"laplace"`` when NNLS returned all-zero weights.
-    """
-
-    components: tuple[LaplaceFit, ...]
-    log_weights: np.ndarray
-    log_weights_laplace: np.ndarray
-    starts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    start_component: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
-    failures: tuple[str, ...] = ()
-    weights_source: str = "nnls"
+class LaplaceMixture(MixtureOfLaplaceFits):
+    """A mixture of Laplace Gaussians (`LaplaceFit` components, starts `S x 2`) fitted to an
+    unnormalised density on the plane."""
 
     def __post_init__(self) -> None:
         k = len(self.components)
         if k == 0:
             raise PosteriorError("Laplace mixture: no components")
-        for name in ("log_weights", "log_weights_laplace"):
-            arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
-            if arr.shape != (k,):
-                raise PosteriorError(f"Laplace mixture: '{name}' must have {k} entries, got {arr.shape[0]}")
-            if not np.any(np.isfinite(arr)):
-                raise PosteriorError(f"Laplace mixture: every entry of '{name}' is zero weight")
-            object.__setattr__(self, name, arr)
-        object.__setattr__(self, "components", tuple(self.components))
-        object.__setattr__(self, "starts", np.asarray(self.starts, dtype=float).reshape(-1, 2))
-        object.__setattr__(self, "start_component", np.asarray(self.start_component, dtype=int).reshape(-1))
-
-    @property
-    def means(self) -> np.ndarray:
-        """A `K x 2` array of modes."""
-        return np.stack([c.mode for c in self.components])
-
-    @property
-    def covs(self) -> np.ndarray:
-        """A `K x 2 x 2` array of covariances."""
-        return np.stack([c.cov for c in self.components])
-
-    @property
-    def weights(self) -> np.ndarray:
-        """Normalised NNLS weights (`K`)."""
-        return np.exp(self.log_weights - special.logsumexp(self.log_weights))
-
-    @property
-    def laplace_weights(self) -> np.ndarray:
-        """Normalised Laplace-evidence weights (`K`)."""
-        return np.exp(self.log_weights_laplace - special.logsumexp(self.log_weights_laplace))
-
-    @property
-    def log_evidence(self) -> float:
-        """``log sum_k w_k``: the NNLS estimate of the log evidence."""
-        return float(special.logsumexp(self.log_weights))
-
-    @property
-    def laplace_log_evidence(self) -> float:
-        """Log evidence from Laplace-evidence weights (sum over modes)."""
-        return float(special.logsumexp(self.log_weights_laplace))
+        self._check_fields(2)
 
     def log_pdf(self, points: np.ndarray, weights: Literal["nnls", "laplace"] = "nnls") -> np.ndarray:
         """Normalised mixture log density at a `... x 2` array of points."""
@@ -171,7 +119,8 @@ def fit_laplace_mixture(
     max_iter: int = 300,
     cancel: CancelCallback = None,
 ) -> LaplaceMixture:
-    """Multi-start Laplace mixture with NNLS weights (see the module docstring).
+    """The posterior lab's Laplace mixture of a 2-D model: multi-start, NNLS weights on samples and
+    Sobol points (see the module docstring).
 
     Args:
         model: The posterior model.
@@ -193,10 +142,7 @@ def fit_laplace_mixture(
         PosteriorError: for ``n_starts < 1`` or when no start leads to a valid mode (the message
             lists the failures).
     """
-    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
-        raise PosteriorError(f"Laplace mixture: 'starts' must be a positive integer, got {n_starts!r}")
-    if not dedup_distance > 0:
-        raise PosteriorError(f"Laplace mixture: 'dedup_distance' must be positive, got {dedup_distance!r}")
+    check_mixture_settings("starts", n_starts, dedup_distance)
     region = (box if box is not None else model.box).intersect(model.support)
     starts = sobol_points(region, n_starts, seed)
     with torch.no_grad():
@@ -213,63 +159,14 @@ def fit_laplace_mixture(
     ends[ok] = _batched_local_optimum(model, starts[ok], region, max_iter, cancel)
     check_cancel(cancel, "multi-start optimisation")
 
-    # polish one representative per cluster of end points with exact Newton
-    scale = region.width
-    with torch.no_grad():
-        lp_end = model.log_density(torch.tensor(np.nan_to_num(ends), dtype=DTYPE)).numpy()
-    lp_end[~ok] = -np.inf
-    order = np.argsort(-lp_end)
-    reps: list[int] = []
-    rep_of = np.full(n_starts, -1)
-    for i in order:
-        if not ok[i]:
-            continue
-        for r in reps:
-            if np.all(np.abs(ends[i] - ends[r]) <= 1e-3 * scale):
-                rep_of[i] = r
-                break
-        else:
-            reps.append(i)
-            rep_of[i] = i
-    fits: dict[int, LaplaceFit] = {}
-    for r in reps:
-        check_cancel(cancel, "Newton polish of the multi-start modes")
-        try:
-            fits[r] = fit_laplace(model, ends[r])
-        except PosteriorError as exc:
-            failures.append(f"start {r}: {exc}")
-    if not fits:
-        raise PosteriorError("Laplace mixture: no start led to a valid mode:\n  " + "\n  ".join(failures))
-
-    # de-duplicate modes in Mahalanobis units, best first
-    components: list[LaplaceFit] = []
-    comp_of_rep: dict[int, int] = {}
-    for r in sorted(fits, key=lambda r: -fits[r].log_density):
-        fit = fits[r]
-        for j, c in enumerate(components):
-            d = fit.mode - c.mode
-            if math.sqrt(float(d @ np.linalg.solve(c.cov, d))) < dedup_distance:
-                comp_of_rep[r] = j
-                break
-        else:
-            comp_of_rep[r] = len(components)
-            components.append(fit)
-    start_component = np.array([comp_of_rep.get(int(rep_of[i]), -1) if rep_of[i] >= 0 else -1 for i in range(n_starts)])
+    components, start_component = modes_of_starts(
+        model.log_density, ends, ok, np.asarray(region.width), lambda x: fit_laplace(model, x), dedup_distance,
+        cancel, failures,
+    )
 
     check_cancel(cancel, "NNLS weights")
-    log_w_laplace = np.array([c.log_evidence for c in components])
-    log_w, source = _nnls_log_weights(model, tuple(components), seed, n_samples, n_sobol)
-    if source == "laplace":
-        log_w = log_w_laplace.copy()
-    return LaplaceMixture(
-        components=tuple(components),
-        log_weights=log_w,
-        log_weights_laplace=log_w_laplace,
-        starts=starts,
-        start_component=start_component,
-        failures=tuple(failures),
-        weights_source=source,
-    )
+    nnls = _nnls_log_weights(model, tuple(components), seed, n_samples, n_sobol)
+    return LaplaceMixture.weighted(components, nnls, starts, start_component, failures)
 
 
 def _nnls_log_weights(
@@ -283,18 +180,4 @@ def _nnls_log_weights(
     except PosteriorError:
         pass
     pts.extend(c.mode[None, :] for c in components)
-    x = np.concatenate(pts, 0)
-    with torch.no_grad():
-        lp = model.log_density(torch.tensor(x, dtype=DTYPE)).numpy()
-    keep = np.isfinite(lp)
-    x, lp = x[keep], lp[keep]
-    lmax = lp.max()
-    b = np.exp(lp - lmax)
-    A = np.exp(np.stack([gaussian_log_pdf(x, c.mode, c.cov) for c in components], -1))
-    s = A.max(axis=0)
-    u, _ = scipy.optimize.nnls(A / s, b, maxiter=50 * len(components) + 100)
-    if not np.any(u > 0):
-        return np.full(len(components), -np.inf), "laplace"
-    with np.errstate(divide="ignore"):
-        log_w = np.log(u) - np.log(s) + lmax
-    return log_w, "nnls"
+    return nnls_log_weights_at(model.log_density, components, np.concatenate(pts, 0))

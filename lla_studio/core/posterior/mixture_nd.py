@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.optimize
@@ -64,37 +65,54 @@ def sobol_points_nd(low: np.ndarray, high: np.ndarray, n: int, seed: int) -> np.
 
 
 @dataclass(frozen=True)
-class LaplaceMixtureND:
-    """A mixture of Laplace Gaussians fitted to an unnormalised density on ``R^d``.
+class MixtureOfLaplaceFits:
+    """A mixture of Laplace Gaussians fitted to an unnormalised density, in any dimension (the 2-D
+    lab's :class:`~lla_studio.core.posterior.mixture.LaplaceMixture` and :class:`LaplaceMixtureND`).
 
     Attributes:
-        components: The distinct modes' `LaplaceFitND`s, highest log density first.
+        components: The distinct modes' Laplace fits, highest log density first.
         log_weights: A `K` array: ``log w_k`` of the NNLS fit (``-inf`` for a zero weight);
             ``sum_k w_k`` estimates the evidence.
         log_weights_laplace: A `K` array: ``log p(mu_k) + log |2 pi Sigma_k|^(1/2)``.
         starts: An `S x d` array of start points.
-        start_component: An `S` int array: the component each start ended in (-1: failed start).
-        failures: Messages of starts whose optimisation failed.
+        start_component: An `S` int array: the component each start ended in (-1: failed or
+            dropped start).
+        failures: Messages of starts whose optimisation failed (saddles, boundary maxima, ...).
         weights_source: ``"nnls"``, or ``"laplace"`` when NNLS returned all-zero weights.
-        seconds: Wall-clock seconds of the whole fit.
     """
 
-    components: tuple[LaplaceFitND, ...]
+    components: tuple[Any, ...]
     log_weights: np.ndarray
     log_weights_laplace: np.ndarray
     starts: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
     start_component: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     failures: tuple[str, ...] = ()
     weights_source: str = "nnls"
-    seconds: float = 0.0
 
-    def __post_init__(self) -> None:
+    @classmethod
+    def weighted(
+        cls,
+        components: list[Any],
+        nnls: tuple[np.ndarray, str],
+        starts: np.ndarray,
+        start_component: np.ndarray,
+        failures: list[str],
+        **extra: Any,
+    ) -> Any:
+        """The mixture with NNLS log weights ``nnls = (log_w, source)``; when NNLS gave all-zero
+        weights (``source == "laplace"``) the Laplace evidences stand in for them."""
+        comps = tuple(components)
+        log_w_laplace = np.array([c.log_evidence for c in comps])
+        log_w, source = nnls
+        return cls(
+            components=comps, log_weights=log_w_laplace.copy() if source == "laplace" else log_w,
+            log_weights_laplace=log_w_laplace, starts=starts, start_component=start_component,
+            failures=tuple(failures), weights_source=source, **extra,
+        )
+
+    def _check_fields(self, dim: int) -> None:
+        """Validate and freeze the weights, components, starts and start components (frozen dataclass)."""
         k = len(self.components)
-        if k == 0:
-            raise PosteriorError("Laplace mixture: no components")
-        dims = {c.dim for c in self.components}
-        if len(dims) != 1:
-            raise PosteriorError(f"Laplace mixture: components of different dimensions {sorted(dims)}")
         for name in ("log_weights", "log_weights_laplace"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != (k,):
@@ -103,13 +121,8 @@ class LaplaceMixtureND:
                 raise PosteriorError(f"Laplace mixture: every entry of '{name}' is zero weight")
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "components", tuple(self.components))
-        object.__setattr__(self, "starts", np.asarray(self.starts, dtype=float).reshape(-1, dims.pop()))
+        object.__setattr__(self, "starts", np.asarray(self.starts, dtype=float).reshape(-1, dim))
         object.__setattr__(self, "start_component", np.asarray(self.start_component, dtype=int).reshape(-1))
-
-    @property
-    def dim(self) -> int:
-        """``d``."""
-        return self.components[0].dim
 
     @property
     def means(self) -> np.ndarray:
@@ -127,9 +140,41 @@ class LaplaceMixtureND:
         return np.exp(self.log_weights - special.logsumexp(self.log_weights))
 
     @property
+    def laplace_weights(self) -> np.ndarray:
+        """Normalised Laplace-evidence weights (`K`)."""
+        return np.exp(self.log_weights_laplace - special.logsumexp(self.log_weights_laplace))
+
+    @property
     def log_evidence(self) -> float:
         """``log sum_k w_k``: the NNLS estimate of the log evidence."""
         return float(special.logsumexp(self.log_weights))
+
+    @property
+    def laplace_log_evidence(self) -> float:
+        """Log evidence from Laplace-evidence weights (sum over modes)."""
+        return float(special.logsumexp(self.log_weights_laplace))
+
+
+@dataclass(frozen=True)
+class LaplaceMixtureND(MixtureOfLaplaceFits):
+    """A mixture of Laplace Gaussians (`LaplaceFitND` components) on ``R^d``; ``seconds``: wall-clock
+    seconds of the whole fit."""
+
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        k = len(self.components)
+        if k == 0:
+            raise PosteriorError("Laplace mixture: no components")
+        dims = {c.dim for c in self.components}
+        if len(dims) != 1:
+            raise PosteriorError(f"Laplace mixture: components of different dimensions {sorted(dims)}")
+        self._check_fields(dims.pop())
+
+    @property
+    def dim(self) -> int:
+        """``d``."""
+        return self.components[0].dim
 
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Normalised mixture log density (NNLS weights) at a `... x d` array of points."""
@@ -208,10 +253,7 @@ def fit_laplace_mixture_nd(
             the failures).
     """
     t_start = time.perf_counter()
-    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
-        raise PosteriorError(f"Laplace mixture: 'n_starts' must be a positive integer, got {n_starts!r}")
-    if not dedup_distance > 0:
-        raise PosteriorError(f"Laplace mixture: 'dedup_distance' must be positive, got {dedup_distance!r}")
+    check_mixture_settings("n_starts", n_starts, dedup_distance)
     lo = np.asarray(target.box_low if low is None else low, dtype=float)
     hi = np.asarray(target.box_high if high is None else high, dtype=float)
     if lo.shape != (target.dim,) or hi.shape != (target.dim,):
@@ -228,8 +270,79 @@ def fit_laplace_mixture_nd(
     ends = np.full_like(starts, np.nan)
     ends[ok] = _batched_local_optimum(log_density, starts[ok], lo, hi, max_iter, cancel)
 
-    # polish one representative per cluster of end points with exact Newton
-    scale = hi - lo
+    components, start_component = modes_of_starts(
+        log_density, ends, ok, hi - lo, lambda x: fit_laplace_nd(log_density, x), dedup_distance, cancel, failures,
+    )
+
+    check_cancel(cancel, "NNLS weights")
+    nnls = _nnls_log_weights(log_density, tuple(components), seed, n_samples)
+    return LaplaceMixtureND.weighted(
+        components, nnls, starts, start_component, failures, seconds=time.perf_counter() - t_start,
+    )
+
+
+def _nnls_log_weights(
+    log_density: LogDensity, components: tuple[LaplaceFitND, ...], seed: int, n_samples: int
+) -> tuple[np.ndarray, str]:
+    rng = np.random.default_rng(seed)
+    pts = [rng.multivariate_normal(c.mode, c.cov, size=n_samples) for c in components]
+    pts.extend(c.mode[None, :] for c in components)
+    return nnls_log_weights_at(log_density, components, np.concatenate(pts, 0))
+
+
+def nnls_log_weights_at(log_density: LogDensity, components: tuple[Any, ...], x: np.ndarray) -> tuple[np.ndarray, str]:
+    """Mixture weights ``w_k >= 0`` with ``sum_k w_k N(x; mu_k, Sigma_k) ~ p(x)`` at the points ``x``
+    (non-negative least squares on the unnormalised density, where it is finite), as logs; all-zero
+    NNLS weights give ``-inf`` and ``"laplace"`` (the caller falls back to the Laplace evidences)."""
+    with torch.no_grad():
+        lp = log_density(torch.tensor(x, dtype=DTYPE)).numpy()
+    keep = np.isfinite(lp)
+    x, lp = x[keep], lp[keep]
+    lmax = lp.max()
+    b = np.exp(lp - lmax)
+    A = np.exp(np.stack([gaussian_log_pdf_nd(x, c.mode, c.cov) for c in components], -1) - lmax)
+    s = A.max(axis=0)
+    u, _ = scipy.optimize.nnls(A / s, b, maxiter=50 * len(components) + 100)
+    if not np.any(u > 0):
+        return np.full(len(components), -np.inf), "laplace"
+    with np.errstate(divide="ignore"):
+        log_w = np.log(u) - np.log(s)
+    return log_w, "nnls"
+
+
+def check_mixture_settings(starts_name: str, n_starts: Any, dedup_distance: Any) -> None:
+    """A positive integer number of starts (named ``starts_name`` in the message) and a positive
+    merge distance, or a :class:`PosteriorError` naming the setting."""
+    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
+        raise PosteriorError(f"Laplace mixture: '{starts_name}' must be a positive integer, got {n_starts!r}")
+    if not dedup_distance > 0:
+        raise PosteriorError(f"Laplace mixture: 'dedup_distance' must be positive, got {dedup_distance!r}")
+
+
+def modes_of_starts(
+    log_density: LogDensity,
+    ends: np.ndarray,
+    ok: np.ndarray,
+    scale: np.ndarray,
+    fit: Callable[[np.ndarray], Any],
+    dedup_distance: float,
+    cancel: CancelCallback,
+    failures: list[str],
+) -> tuple[list[Any], np.ndarray]:
+    """Multi-start end points -> distinct modes, in any dimension (the 2-D lab's mixture uses it too).
+
+    One representative per cluster of end points (within 1e-3 of the box ``scale`` in every
+    coordinate, the highest density first) is polished by ``fit`` (exact Newton, a Laplace fit with
+    ``mode``, ``cov`` and ``log_density``); fits whose modes lie within ``dedup_distance``
+    Mahalanobis units of a better one are merged into it. Failed fits are appended to ``failures``.
+
+    Returns:
+        The components, best first, and each start's component index (-1: none).
+
+    Raises:
+        PosteriorError: no start led to a valid mode (the message lists ``failures``).
+    """
+    n_starts = ends.shape[0]
     with torch.no_grad():
         lp_end = log_density(torch.tensor(np.nan_to_num(ends), dtype=DTYPE)).numpy()
     lp_end[~ok] = -np.inf
@@ -245,66 +358,26 @@ def fit_laplace_mixture_nd(
         else:
             reps.append(int(i))
             rep_of[i] = i
-    fits: dict[int, LaplaceFitND] = {}
+    fits: dict[int, Any] = {}
     for r in reps:
         check_cancel(cancel, "Newton polish of the multi-start modes")
         try:
-            fits[r] = fit_laplace_nd(log_density, ends[r])
+            fits[r] = fit(ends[r])
         except PosteriorError as exc:
             failures.append(f"start {r}: {exc}")
     if not fits:
         raise PosteriorError("Laplace mixture: no start led to a valid mode:\n  " + "\n  ".join(failures))
-
-    components: list[LaplaceFitND] = []
+    components: list[Any] = []
     comp_of_rep: dict[int, int] = {}
     for r in sorted(fits, key=lambda r: -fits[r].log_density):
-        fit = fits[r]
+        fitted = fits[r]
         for j, c in enumerate(components):
-            dlt = fit.mode - c.mode
+            dlt = fitted.mode - c.mode
             if math.sqrt(float(dlt @ np.linalg.solve(c.cov, dlt))) < dedup_distance:
                 comp_of_rep[r] = j
                 break
         else:
             comp_of_rep[r] = len(components)
-            components.append(fit)
+            components.append(fitted)
     start_component = np.array([comp_of_rep.get(int(rep_of[i]), -1) if rep_of[i] >= 0 else -1 for i in range(n_starts)])
-
-    check_cancel(cancel, "NNLS weights")
-    comps = tuple(components)
-    log_w_laplace = np.array([c.log_evidence for c in comps])
-    log_w, source = _nnls_log_weights(log_density, comps, seed, n_samples)
-    if source == "laplace":
-        log_w = log_w_laplace.copy()
-    return LaplaceMixtureND(
-        components=comps,
-        log_weights=log_w,
-        log_weights_laplace=log_w_laplace,
-        starts=starts,
-        start_component=start_component,
-        failures=tuple(failures),
-        weights_source=source,
-        seconds=time.perf_counter() - t_start,
-    )
-
-
-def _nnls_log_weights(
-    log_density: LogDensity, components: tuple[LaplaceFitND, ...], seed: int, n_samples: int
-) -> tuple[np.ndarray, str]:
-    rng = np.random.default_rng(seed)
-    pts = [rng.multivariate_normal(c.mode, c.cov, size=n_samples) for c in components]
-    pts.extend(c.mode[None, :] for c in components)
-    x = np.concatenate(pts, 0)
-    with torch.no_grad():
-        lp = log_density(torch.tensor(x, dtype=DTYPE)).numpy()
-    keep = np.isfinite(lp)
-    x, lp = x[keep], lp[keep]
-    lmax = lp.max()
-    b = np.exp(lp - lmax)
-    A = np.exp(np.stack([gaussian_log_pdf_nd(x, c.mode, c.cov) for c in components], -1) - lmax)
-    s = A.max(axis=0)
-    u, _ = scipy.optimize.nnls(A / s, b, maxiter=50 * len(components) + 100)
-    if not np.any(u > 0):
-        return np.full(len(components), -np.inf), "laplace"
-    with np.errstate(divide="ignore"):
-        log_w = np.log(u) - np.log(s)
-    return log_w, "nnls"
+    return components, start_component

@@ -51,6 +51,7 @@ from lla_studio.core.posterior.gaussian import LOG_2PI, gaussian_mass_outside, m
 from lla_studio.core.posterior.grid import GridPosterior
 from lla_studio.core.posterior.mixture import LaplaceMixture
 from lla_studio.core.posterior.models import DTYPE, PosteriorModel
+from lla_studio.core.posterior.vi_nd import FittedMixture
 
 __all__ = ["MODEL_COORDINATES_MAX_MASS", "SupportTransform", "VIResult", "refine_vi"]
 
@@ -156,7 +157,7 @@ class SupportTransform:
 
 
 @dataclass(frozen=True)
-class VIResult:
+class VIResult(FittedMixture):
     """A Gaussian mixture in unconstrained coordinates fitted by VI.
 
     Attributes:
@@ -195,16 +196,6 @@ class VIResult:
         object.__setattr__(self, "covs", np.asarray(self.covs, dtype=float).reshape(k, 2, 2))
         object.__setattr__(self, "trace", np.asarray(self.trace, dtype=float).reshape(-1, 2))
         object.__setattr__(self, "elbo", np.asarray(self.elbo, dtype=float).reshape(-1))
-
-    @property
-    def weights(self) -> np.ndarray:
-        """Normalised weights (`K`)."""
-        return np.exp(self.log_weights)
-
-    @property
-    def final_jsd(self) -> float | None:
-        """The last recorded JSD (``None`` without a trace)."""
-        return float(self.trace[-1, 1]) if self.trace.size else None
 
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Log density of the push-forward of ``q`` at a `... x 2` array of points of the model."""

@@ -111,8 +111,26 @@ class GaussianMixtureQ(torch.nn.Module):
             )
 
 
+class FittedMixture:
+    """What a VI result of any dimension answers from its ``log_weights`` and JSD ``trace``
+    (rows ``(step, jsd, ...)``)."""
+
+    log_weights: np.ndarray
+    trace: np.ndarray
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Normalised weights (`K`)."""
+        return np.exp(self.log_weights)
+
+    @property
+    def final_jsd(self) -> float | None:
+        """The last recorded JSD (``None`` without a trace)."""
+        return float(self.trace[-1, 1]) if self.trace.size else None
+
+
 @dataclass(frozen=True)
-class VIResultND:
+class VIResultND(FittedMixture):
     """A Gaussian mixture on ``R^d`` fitted by VI.
 
     Attributes:
@@ -156,16 +174,6 @@ class VIResultND:
     def dim(self) -> int:
         """``d``."""
         return int(self.means.shape[1])
-
-    @property
-    def weights(self) -> np.ndarray:
-        """Normalised weights (`K`)."""
-        return np.exp(self.log_weights)
-
-    @property
-    def final_jsd(self) -> float | None:
-        """The last recorded JSD estimate (``None`` without a trace)."""
-        return float(self.trace[-1, 1]) if self.trace.size else None
 
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Normalised log density of ``q`` at a `... x d` array of points."""

@@ -20,7 +20,6 @@ import torch
 from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
-from botorch.models.transforms.input import ChainedInputTransform, InputTransform, Normalize
 from botorch.models.transforms.outcome import Standardize
 from botorch.models.utils.gpytorch_modules import MIN_INFERRED_NOISE_LEVEL
 from gpytorch.likelihoods import GaussianLikelihood
@@ -36,40 +35,9 @@ from lla_studio.core.errors import FitCancelled, SurrogateFitError
 from lla_studio.core.kernels import KernelGraph, default_kernel
 from lla_studio.core.kernels.compile import compile_kernel, lower_bounded
 from lla_studio.core.features import FeatureMap
+from lla_studio.core.surrogates.feature_transform import FeatureInputTransform, feature_input_transform
 
 __all__ = ["DenseExactLoss", "FeatureInputTransform", "FitCancelled", "GPFit", "fit_gp", "gp_hyperparameters"]
-
-
-class FeatureInputTransform(InputTransform):
-    """Unit-cube encodings ``... x d`` -> named features ``... x m`` (the session's transform chain).
-
-    The features of the newest input that needs no gradient are cached: while the hyperparameters
-    are fitted, BoTorch transforms the same training inputs twice per loss evaluation (model and
-    likelihood), and on the 19-parameter CNN space the chain cost 3.3 ms a call, more than the
-    kernel itself (a fit at n = 40 took 3.6x a plain BoTorch fit on precomputed features).
-    Inputs that need a gradient (acquisition optimization) are always transformed afresh.
-    """
-
-    def __init__(self, feature_map: FeatureMap) -> None:
-        super().__init__()
-        self.feature_map = feature_map
-        self.transform_on_train = True
-        self.transform_on_eval = True
-        self.transform_on_fantasize = True
-        self._cached: tuple[torch.Tensor, int, torch.Tensor] | None = None
-
-    def transform(self, X: torch.Tensor) -> torch.Tensor:
-        if X.requires_grad:
-            return self.feature_map(X)
-        cached = self._cached
-        if cached is not None and cached[0] is X and cached[1] == X._version:
-            return cached[2]
-        out = self.feature_map(X)
-        self._cached = (X, X._version, out)
-        return out
-
-    def equals(self, other: InputTransform) -> bool:
-        return isinstance(other, FeatureInputTransform) and other.feature_map is self.feature_map
 
 
 @dataclass(frozen=True)
@@ -118,19 +86,12 @@ def build_gp(
     names = feature_map.feature_names
     graph = kernel if kernel is not None else default_kernel(names)
     covar = compile_kernel(graph, names, dtype=train_U.dtype, batched=batched)
-    transform: InputTransform | None = None
-    if not feature_map.is_identity_on_unit_cube:  # else normalized features == encodings: skip both
-        bounds = torch.as_tensor(feature_map.feature_bounds(), dtype=train_U.dtype)
-        transform = ChainedInputTransform(
-            features=FeatureInputTransform(feature_map),
-            normalize=Normalize(d=len(names), bounds=bounds),
-        )
     return SingleTaskGP(
         train_X=train_U,
         train_Y=train_Y,
         likelihood=_likelihood(),
         covar_module=covar,
-        input_transform=transform,
+        input_transform=feature_input_transform(feature_map, train_U.dtype),
         outcome_transform=Standardize(m=1),
     )
 

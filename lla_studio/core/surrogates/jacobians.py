@@ -25,7 +25,6 @@ __all__ = [
     "JacobianFeatures",
     "is_linear_stack",
     "network_features",
-    "network_jacobian",
 ]
 
 ELEMENTWISE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Tanh, nn.GELU, nn.Softplus, nn.Identity)
@@ -199,14 +198,3 @@ def network_features(
         return _linear_stack(net, theta, x)
     f, J = _generic(net, theta, x)
     return f, JacobianFeatures(dense=J)
-
-
-def network_jacobian(
-    net: nn.Module,
-    theta: dict[str, Tensor],
-    x: Tensor,
-    subset_of_weights: str = "all",
-) -> tuple[Tensor, Tensor]:
-    """Like ``network_features`` but with the dense ``m x p`` Jacobian."""
-    f, features = network_features(net, theta, x, subset_of_weights)
-    return f, features.dense()

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.optimize
 import torch
 from botorch.models.model import Model
+from botorch.models.transforms.input import InputTransform, Normalize
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DenseLinearOperator
@@ -185,6 +186,7 @@ class LinearizedLaplaceModel(Model):
         spec: NetworkSpec,
         settings: LLASettings | None = None,
         input_bounds: Tensor | None = None,
+        input_transform: InputTransform | None = None,
     ) -> None:
         """Create an unfitted model.
 
@@ -192,8 +194,13 @@ class LinearizedLaplaceModel(Model):
             spec: Network architecture.
             settings: Fit settings (defaults: ``LLASettings()``).
             input_bounds: Optional ``2 x d`` tensor; inputs are mapped to the unit cube by
-                ``(X - lower) / (upper - lower)`` before the network sees them. None:
-                inputs are used as given.
+                ``(X - lower) / (upper - lower)`` before the network sees them (BoTorch's
+                ``Normalize``). None: inputs are used as given.
+            input_transform: A BoTorch ``InputTransform`` applied to every input, the training
+                inputs at :meth:`fit` and the inputs of :meth:`posterior` / :meth:`predict`, as a
+                ``SingleTaskGP`` applies its own (e.g. the session's features,
+                :func:`~lla_studio.core.surrogates.feature_transform.feature_input_transform`).
+                ``train_X`` stays in the untransformed inputs. Not with ``input_bounds``.
         """
         super().__init__()
         self.spec = spec
@@ -206,7 +213,12 @@ class LinearizedLaplaceModel(Model):
                 )
             if not bool((input_bounds[1] > input_bounds[0]).all()):
                 raise LLASettingsError("input_bounds: needs upper > lower in every dimension")
+            if input_transform is not None:
+                raise LLASettingsError("input_bounds and input_transform: give one of them")
+            input_transform = Normalize(d=input_bounds.shape[1], bounds=input_bounds)
         self._input_bounds = input_bounds
+        if input_transform is not None:
+            self.input_transform = input_transform
         self.net: nn.Sequential | None = None
         self.report: LLAFitReport | None = None
         self._fitted = False
@@ -298,7 +310,9 @@ class LinearizedLaplaceModel(Model):
             if n > 1:
                 warnings.append("train_Y: all targets are equal; targets were only centered")
         ys = (y - y_mean) / y_std
-        Xn = self._normalize(X)
+        with torch.no_grad():
+            Xn = self._normalize(X)
+        d = Xn.shape[-1]  # the network's inputs: the transformed ones (e.g. the session's features)
 
         net = build(self.spec, d, seed=s.seed, dtype=dtype).to(device)
         delta, sigma = s.prior_precision, s.noise_std
@@ -430,10 +444,16 @@ class LinearizedLaplaceModel(Model):
         return train_X.detach(), Y.detach()
 
     def _normalize(self, X: Tensor) -> Tensor:
-        if self._input_bounds is None:
-            return X
-        b = self._input_bounds.to(X)
-        return (X - b[0]) / (b[1] - b[0])
+        """The inputs as the network sees them (BoTorch's ``Model.transform_inputs``)."""
+        return self.transform_inputs(X)
+
+    # The model keeps its transformed training inputs itself (it has no gpytorch ``train_inputs``),
+    # so BoTorch's train()/eval() swap of transformed training inputs does not apply here.
+    def _set_transformed_inputs(self) -> None:
+        pass
+
+    def _revert_to_original_inputs(self) -> None:
+        pass
 
     # ------------------------------------------------------------------ Jacobians
     def _f_and_jacobian(
@@ -762,6 +782,7 @@ def fit_lla(
     previous: LinearizedLaplaceModel | Mapping[str, Tensor] | None = None,
     cancel: Callable[[], bool] | None = None,
     input_bounds: Tensor | None = None,
+    input_transform: InputTransform | None = None,
 ) -> tuple[LinearizedLaplaceModel, LLAFitReport]:
     """Fit an LLA surrogate in one call (the study loop's entry point).
 
@@ -773,10 +794,11 @@ def fit_lla(
         previous: The previous step's model (or a network ``state_dict``) to warm start from.
         cancel: Cancel callable checked at every step (raises ``FitCancelled``).
         input_bounds: Optional ``2 x d`` bounds used to normalize inputs.
+        input_transform: Optional BoTorch input transform (see :class:`LinearizedLaplaceModel`).
 
     Returns:
         The fitted model (a botorch ``Model``) and its ``LLAFitReport``.
     """
-    model = LinearizedLaplaceModel(spec, settings, input_bounds=input_bounds)
+    model = LinearizedLaplaceModel(spec, settings, input_bounds=input_bounds, input_transform=input_transform)
     report = model.fit(train_X, train_Y, previous=previous, cancel=cancel)
     return model, report

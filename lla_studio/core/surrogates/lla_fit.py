@@ -6,8 +6,9 @@ A session's surrogate section for an LLA reads::
      "network": {"network": "mlp", "widths": [50, 50], "activation": "tanh"},
      "settings": {"tuning": "posthoc", "subset_of_weights": "all", ...}}
 
-The network sees the session's features normalized to the unit cube (through
-:class:`FeatureSpaceModel` when the transform chain is not the identity on the encoding).
+The model takes unit-cube encodings; the network sees the session's features normalized to the unit
+cube through the model's BoTorch input transform
+(:func:`~lla_studio.core.surrogates.feature_transform.feature_input_transform`), as the GP does.
 """
 
 from __future__ import annotations
@@ -18,96 +19,36 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from botorch.models.model import Model
 
 from lla_studio.core.errors import SurrogateFitError
-from lla_studio.core.surrogates.lla import LinearizedLaplaceModel, LLAFitReport, LLASettings, fit_lla
+from lla_studio.core.surrogates.lla import LinearizedLaplaceModel, LLASettings, fit_lla
 from lla_studio.core.surrogates.specs import DEFAULT_NETWORK, lla_options
 from lla_studio.core.features import FeatureMap
+from lla_studio.core.surrogates.feature_transform import feature_input_transform
 
 __all__ = [
     "DEFAULT_NETWORK",
     "WARM_RESTART_EVERY",
-    "FeatureSpaceModel",
     "LLAFitter",
     "LLAStep",
-    "fit_lla_for_study",
+    "fit_lla_once",
     "lla_options",
 ]
 
-class FeatureSpaceModel(Model):
-    """Unit-cube encodings -> normalized features -> the wrapped model (an LLA)."""
-
-    def __init__(self, inner: LinearizedLaplaceModel, feature_map: FeatureMap) -> None:
-        super().__init__()
-        self.inner = inner
-        self.feature_map = feature_map
-        bounds = torch.as_tensor(feature_map.feature_bounds(), dtype=torch.float64)
-        self.register_buffer("lo", bounds[0])
-        self.register_buffer("span", (bounds[1] - bounds[0]).clamp_min(1e-12))
-
-    @property
-    def num_outputs(self) -> int:
-        return 1
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        return torch.Size()
-
-    def features(self, X: torch.Tensor) -> torch.Tensor:
-        return (self.feature_map(X) - self.lo.to(X)) / self.span.to(X)
-
-    def posterior(self, X: torch.Tensor, output_indices: Any = None, observation_noise: Any = False, posterior_transform: Any = None, **kwargs: Any) -> Any:
-        return self.inner.posterior(self.features(X), observation_noise=observation_noise, posterior_transform=posterior_transform)
-
-
-def fit_lla_for_study(
-    study: Any,
+def fit_lla_once(
+    session: Any,
     U: torch.Tensor,
     Y: torch.Tensor,
-    cancel: Callable[[], bool] | None,
-    previous: LinearizedLaplaceModel | None = None,
-) -> dict[str, Any]:
-    """One LLA fit on a study's trials (warm-started from ``previous`` only when given) and the
-    SurrogateFitted fields. The study loop itself fits through :class:`LLAFitter`."""
-    spec, settings = lla_options(study._session.surrogate.options)
-    fmap: FeatureMap = study.feature_map
-    inner, report = _fit_one(spec, settings, _network_inputs(fmap, U), Y, previous, cancel)
-    return _event_fields(inner, report, fmap, _report_seconds(report))
+    cancel: Callable[[], bool] | None = None,
+) -> LinearizedLaplaceModel:
+    """One cold LLA fit of ``session``'s surrogate on ``U``/``Y`` (no warm start, no chain): e.g. the
+    folds of a leave-one-out refit, where warm weights would have seen the held-out point."""
+    return LLAFitter.for_session(session).fit_cold(U, Y, cancel)
 
 
-def _report_seconds(report: LLAFitReport) -> float:
-    """Seconds of one fit: MAP training, Laplace statistics and tuning."""
-    return report.seconds_training + report.seconds_laplace + report.seconds_tuning
-
-
-def _network_inputs(fmap: FeatureMap, U: torch.Tensor) -> torch.Tensor:
-    """``n x d`` encodings -> ``n x m`` features normalized to the unit cube (the encodings themselves
-    when the chain is the identity on them)."""
-    if fmap.is_identity_on_unit_cube:
-        return U
-    lo, hi = fmap.feature_bounds()
-    return (fmap(U) - torch.as_tensor(lo)) / torch.as_tensor((hi - lo).clip(1e-12))
-
-
-def _fit_one(
-    spec: Any,
-    settings: LLASettings,
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    previous: LinearizedLaplaceModel | None,
-    cancel: Callable[[], bool] | None,
-) -> tuple[LinearizedLaplaceModel, LLAFitReport]:
-    try:
-        return fit_lla(X, Y, spec, settings, previous=previous, cancel=cancel)
-    except SurrogateFitError:
-        raise
-    except (RuntimeError, ValueError) as err:
-        raise SurrogateFitError(f"LLA fit failed: {type(err).__name__}: {err}") from None
-
-
-def _event_fields(inner: LinearizedLaplaceModel, report: LLAFitReport, fmap: FeatureMap, seconds: float) -> dict[str, Any]:
-    model: Model = inner if fmap.is_identity_on_unit_cube else FeatureSpaceModel(inner, fmap)
+def _event_fields(model: LinearizedLaplaceModel, seconds: float) -> dict[str, Any]:
+    report = model.report
+    assert report is not None
     return {
         "hyperparameters": {"prior_precision": [report.prior_precision], "noise_std": [report.noise_std_original]},
         "mll": report.log_marginal_likelihood_original,
@@ -133,7 +74,7 @@ class LLAStep:
     """What :meth:`LLAFitter.fit` returns.
 
     Attributes:
-        model: The fitted LLA on the normalized features (the last fit of the chain).
+        model: The fitted LLA (the last fit of the chain); it takes unit-cube encodings.
         n_fits: Fits this call ran: 1 in a running study, more after a restart (the chain from its
             last cold start is recomputed), 0 when the same data were fitted last time.
         seconds: Wall-clock seconds of this call.
@@ -160,7 +101,8 @@ class LLAFitter:
     Args:
         spec: The network.
         settings: The fit settings.
-        feature_map: The session's feature map (the network sees its normalized features).
+        feature_map: The session's feature map (the network sees its normalized features, through
+            the model's input transform).
         anchor: The first cold start: the loop's initial design, after which model-based steps begin.
         restart_every: Trials between cold starts (see :data:`WARM_RESTART_EVERY`).
     """
@@ -180,7 +122,7 @@ class LLAFitter:
         self.feature_map = feature_map
         self.anchor = max(1, int(anchor))
         self.restart_every = int(restart_every)
-        self._last: tuple[list[bytes], LinearizedLaplaceModel, LLAFitReport] | None = None
+        self._last: tuple[list[bytes], LinearizedLaplaceModel] | None = None
 
     @classmethod
     def for_session(cls, session: Any) -> LLAFitter:
@@ -208,35 +150,48 @@ class LLAFitter:
         start = time.perf_counter()
         n = U.shape[0]
         keys = _row_keys(U, Y)
-        X = _network_inputs(self.feature_map, U)
         first = self.cold_start(n)
         last = self._last
         if last is not None and first <= len(last[0]) <= n and keys[: len(last[0])] == last[0]:
-            j, inner, report = len(last[0]), last[1], last[2]
+            j, model = len(last[0]), last[1]
             n_fits = 0
         else:
-            j, inner, report = first, *self._fit_prefix(X, Y, first, None, cancel)
-            self._last = (keys[:j], inner, report)
+            j, model = first, self._fit_prefix(U, Y, first, None, cancel)
+            self._last = (keys[:j], model)
             n_fits = 1
         while j < n:
             j += 1
-            inner, report = self._fit_prefix(X, Y, j, inner, cancel)
-            self._last = (keys[:j], inner, report)
+            model = self._fit_prefix(U, Y, j, model, cancel)
+            self._last = (keys[:j], model)
             n_fits += 1
         seconds = time.perf_counter() - start
-        return LLAStep(inner, n_fits, seconds, _event_fields(inner, report, self.feature_map, seconds))
+        return LLAStep(model, n_fits, seconds, _event_fields(model, seconds))
+
+    def fit_cold(self, U: torch.Tensor, Y: torch.Tensor, cancel: Callable[[], bool] | None = None) -> LinearizedLaplaceModel:
+        """One fit from the seeded initialization, outside the chain (its cache is left alone)."""
+        return self._fit_prefix(U, Y, U.shape[0], None, cancel)
 
     def _fit_prefix(
         self,
-        X: torch.Tensor,
+        U: torch.Tensor,
         Y: torch.Tensor,
         j: int,
         previous: LinearizedLaplaceModel | None,
         cancel: Callable[[], bool] | None,
-    ) -> tuple[LinearizedLaplaceModel, LLAFitReport]:
+    ) -> LinearizedLaplaceModel:
         # fresh copies: a fit in a restarted process sees its inputs in memory of its own, as the
         # live fit did (no view into a longer tensor)
-        return _fit_one(self.spec, self.settings, X[:j].clone(), Y[:j].clone(), previous, cancel)
+        transform = feature_input_transform(self.feature_map, U.dtype)
+        try:
+            model, _ = fit_lla(
+                U[:j].clone(), Y[:j].clone(), self.spec, self.settings, previous=previous, cancel=cancel,
+                input_transform=transform,
+            )
+        except SurrogateFitError:
+            raise
+        except (RuntimeError, ValueError) as err:
+            raise SurrogateFitError(f"LLA fit failed: {type(err).__name__}: {err}") from None
+        return model
 
 
 def _row_keys(U: torch.Tensor, Y: torch.Tensor) -> list[bytes]:

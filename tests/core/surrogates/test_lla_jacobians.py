@@ -10,9 +10,14 @@ from lla_studio.core.surrogates.jacobians import (
     JacobianFeatures,
     is_linear_stack,
     network_features,
-    network_jacobian,
 )
 from lla_studio.core.surrogates.networks import ACTIVATIONS, CNNSpec, MLPSpec, build
+
+
+def network_jacobian(net, theta, x, subset="all"):
+    """Outputs and the dense ``m x p`` Jacobian of our features."""
+    f, features = network_features(net, theta, x, subset)
+    return f, features.dense()
 
 
 def _reference(net, x):
