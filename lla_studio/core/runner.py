@@ -67,11 +67,21 @@ class _Progress:
         self.tty = enabled and stream.isatty()
         self.status = "starting"
         self.done = 0
+        self.running: int | None = None  # shown once a trial ran on a worker (parallel runs)
         self.best = float("nan")
 
-    def update(self, done: int | None = None, best: float | None = None, status: str | None = None, line: str | None = None) -> None:
+    def update(
+        self,
+        done: int | None = None,
+        best: float | None = None,
+        status: str | None = None,
+        line: str | None = None,
+        running: int | None = None,
+    ) -> None:
         if not self.enabled:
             return
+        if running is not None:
+            self.running = running
         if done is not None:
             self.done = done
         if best is not None:
@@ -80,7 +90,8 @@ class _Progress:
             self.status = status
         width = 30
         filled = int(width * min(self.done, self.total) / max(self.total, 1))
-        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} best {self.best:.6g} | {self.status}"
+        counts = f"{self.done}/{self.total}" if self.running is None else f"{self.done}/{self.total} done, {self.running} running"
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {counts} best {self.best:.6g} | {self.status}"
         if self.tty:
             self.stream.write("\r\033[K" + bar)
             self.stream.flush()
@@ -178,12 +189,16 @@ def _run_study(study: Any, out_dir: Path, out_label: str, loop: Any, stream: Tex
             elif isinstance(event, ev.TrialProposed):
                 bar.update(status=f"evaluating trial {event.trial.id}")
             elif isinstance(event, ev.TrialStarted):
-                bar.update(status=f"trial {event.trial.id} on {event.worker}")
+                bar.update(
+                    status=f"trial {event.trial.id} on {event.worker}", running=len(study.running()),
+                    line=f"trial {event.trial.id} started on {event.worker}",
+                )
             elif isinstance(event, (ev.TrialCompleted, ev.TrialFailed)):
                 summary = _save_outputs(study, out_dir, start)
                 t = event.trial
                 what = f"trial {t.id} = {t.value:.6g}" if t.status == "completed" else f"trial {t.id} failed: {t.message}"
-                bar.update(done=study.n_evaluated(), best=study.best_value(), line=what)
+                running = len(study.running()) if bar.running is not None else None
+                bar.update(done=study.n_evaluated(), best=study.best_value(), line=what, running=running)
             elif isinstance(event, ev.StudyFinished):
                 finished = event
     except KeyboardInterrupt:

@@ -180,6 +180,11 @@ class Study:
                 self._pool_rows.setdefault(_row_key(row), []).append(i)
 
 
+    def use_executor(self, executor: Any) -> None:
+        """Evaluate parallel runs on ``executor`` (kept open across runs; its opener closes it), or
+        on one opened per run (None)."""
+        self._executor = executor
+
     def reconfigure(self, session: Session) -> frozenset[str] | None:
         """Take ``session``'s sections where this study can keep its state, and say what changed.
 

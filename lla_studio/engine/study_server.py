@@ -62,6 +62,10 @@ class _Server:
         self.message = ""
         self._handed_model: Any = None
         self.refit_pending = False  # a section change left the study without a fitted model
+        # parallel sessions: one Dask executor kept open across runs (a run's start would
+        # otherwise start a local cluster, and a pause would end its running trials' workers)
+        self.executor: Any = None
+        self.executor_key: Any = None
         self.load_id = 0
         # surfaces: newest request per kind (1-D slice, 2-D map); recomputed for every new model
         self.surface_cv = threading.Condition()
@@ -205,6 +209,8 @@ class _Server:
         if changed is None:
             self.study = study
             self._reset_views()
+            if not session.loop.parallel:
+                self.close_executor()  # another study that evaluates in this process
             with self.surface_cv:
                 self.space = session.search_space
         else:
@@ -289,9 +295,15 @@ class _Server:
         if study is None or not self.running:
             return
         budget = self.budget or study.budget
+        parallel = study.session.loop.parallel
         try:
             reason = None
-            for event in study.run(cancel=self.token, budget=budget, max_iterations=1):
+            if parallel:
+                study.use_executor(self._open_executor(study))
+            # a parallel run goes on until the budget, a pause or a step's one proposal round: its
+            # trials keep running on the workers between the events, so it is not cut into ticks
+            rounds = self.rounds_left if parallel else 1
+            for event in study.run(cancel=self.token, budget=budget, max_iterations=rounds):
                 reason = self._handle(event)
         except Exception as err:  # shown to the user; the study and its trials stay intact
             self.running = False
@@ -309,6 +321,29 @@ class _Server:
             self._emit()
             self.send(msg_types.Finished(self.status))
 
+    def _open_executor(self, study: Any) -> Any:
+        """The executor for the study's loop settings, opened at its first run and kept."""
+        from lla_studio.core.executors import open_executor
+
+        loop = study.session.loop
+        key = (loop.executor, loop.workers)
+        if self.executor is not None and self.executor_key != key:
+            self.close_executor()
+        if self.executor is None:
+            self.status = "starting workers"
+            self._emit()
+            self.executor = open_executor(loop.executor, loop.workers)
+            self.executor_key = key
+        return self.executor
+
+    def close_executor(self) -> None:
+        executor, self.executor, self.executor_key = self.executor, None, None
+        if executor is not None:
+            try:
+                executor.close()
+            except Exception:  # closing a cluster that already went away
+                pass
+
     def _handle(self, event: Any) -> str | None:
         from lla_studio.core import study_events as ev
 
@@ -323,7 +358,7 @@ class _Server:
         elif isinstance(event, ev.AcquisitionOptimized):
             self.next_proposal = np.asarray(event.candidates[0]).copy()
             self._hand_out_model()
-        elif isinstance(event, ev.TrialProposed):
+        elif isinstance(event, (ev.TrialProposed, ev.TrialStarted)):
             self.status = "evaluating"
             self._emit()
         elif isinstance(event, (ev.TrialCompleted, ev.TrialFailed)):
@@ -415,6 +450,7 @@ def serve(conn: Any, recovery_path: str | None, threads: int | None = None) -> N
     finally:
         server.alive = False
         server.token.cancel()
+        server.close_executor()
         with server.surface_cv:
             server.surface_cv.notify()
         surfaces.join(10)  # let a surface in progress finish: torch aborts if its threads die mid-op

@@ -65,6 +65,8 @@ def trial_view(trials: Any, session: Any) -> tuple[tuple[dict[str, Any], ...], t
         {
             "id": t.id, "status": t.status, "config": dict(t.config), "value": t.value, "message": t.message,
             "source": t.source, "seconds": t.seconds, "metrics": dict(t.metrics),
+            "worker": t.worker, "started_at": t.started_at, "finished_at": t.finished_at,
+            "completed_order": t.completed_order,
             "boundary": space.boundary_hits(t.config) if space is not None else (),
         }
         for t in trials
@@ -79,7 +81,11 @@ def trials_of_view(trials: Any) -> tuple[Any, ...]:
     from lla_studio.core.specs import Trial
 
     keys = ("id", "config", "status", "value", "message", "source", "seconds")
-    return tuple(Trial(**{k: t[k] for k in keys}, metrics=t.get("metrics", {})) for t in trials)
+    extra = ("worker", "started_at", "finished_at", "completed_order")  # parallel runs only
+    return tuple(
+        Trial(**{k: t[k] for k in keys}, metrics=t.get("metrics", {}), **{k: t[k] for k in extra if t.get(k) is not None})
+        for t in trials
+    )
 
 
 def snapshot_of_session(session: Any, status: str = "idle", budget: int | None = None) -> StudySnapshot:

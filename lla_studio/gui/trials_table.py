@@ -17,6 +17,7 @@ in red, with the reason as its tooltip, until the next value is typed.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
@@ -75,7 +76,7 @@ class TrialsModel(QAbstractTableModel):
 
     def _values(self, t: dict[str, Any]) -> list[Any]:
         metrics = t.get("metrics", {}) or {}
-        return [t["value"], *(metrics.get(m) for m in self.metric_names), t["status"], t["source"],
+        return [t["value"], *(metrics.get(m) for m in self.metric_names), _status(t), t["source"],
                 ", ".join(t.get("boundary", ())), *(t["config"].get(n) for n in self.names), t["message"]]
 
     # -- updates -------------------------------------------------------------------------------
@@ -326,3 +327,12 @@ class TrialsTable(QTableView):
         """Type ``text`` into the value cell of trial row ``row``, as a person does (returns whether
         it was accepted)."""
         return self.model_.setData(self.model_.index(row, self.value_column), text)
+
+
+def _status(t: dict[str, Any]) -> str:
+    """The status cell: a running trial says since when and where (a parallel run's worker)."""
+    if t["status"] != "running" or t.get("started_at") is None:
+        return t["status"]
+    since = time.strftime("%H:%M:%S", time.localtime(t["started_at"]))
+    worker = t.get("worker") or ""
+    return f"running since {since}" + (f" on {worker.rsplit('/', 1)[-1]}" if worker else "")

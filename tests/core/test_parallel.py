@@ -472,8 +472,12 @@ def test_cli_runs_on_workers_and_refuses_bad_input_in_one_line(objective_dir):
     session_path = objective_dir / "session.json"
     session_path.write_text(json.dumps(session_to_dict(_session(budget=6, initial=4))))
     out = objective_dir / "out"
-    r = _cli("run", str(session_path), "--workers", "2", "--out", str(out), "--quiet")
+    r = _cli("run", str(session_path), "--workers", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
+    # the progress lines count running and completed trials: the initial design fills both workers
+    lines = [ln for ln in r.stderr.splitlines() if "running" in ln]  # progress goes to stderr
+    assert any("0/6 done, 2 running" in ln and "started on tcp://127.0.0.1:" in ln for ln in lines), r.stderr
+    assert "6/6 done, 0 running" in lines[-1], r.stderr
     saved = load_session(out / "session.json")
     assert saved.loop.workers == 2 and [t.status for t in saved.trials] == ["completed"] * 6
     assert sorted(t.completed_order for t in saved.trials) == list(range(6))

@@ -556,3 +556,43 @@ def test_opening_another_session_or_switching_the_surrogate_leaves_nothing_of_th
     assert window.open_session(Path(default_session_path()).with_name("hartmann6.json"))
     assert len(window.convergence.values.getData()[0]) == 0 and len(window.convergence.best_curve) == 0
     assert window.slice_view.snapshot is None and window.maps.snapshot is None
+
+
+PARALLEL_OBJECTIVE = '''
+import math, time
+
+def slow_branin(config):
+    time.sleep(1.5)
+    x1, x2 = config["x1"], config["x2"]
+    return (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2 + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10
+'''
+
+
+def test_the_studio_runs_on_two_workers_and_shows_two_running_rows(window, qtbot, tmp_path):
+    """A session with ``loop.workers = 2`` runs on a local Dask cluster that the study process keeps
+    open: two trials run at once, each a row saying since when and on which worker."""
+    (tmp_path / "slow.py").write_text(PARALLEL_OBJECTIVE)
+    doc = session_to_dict(load_session(default_session_path()))
+    doc["objective"] = {"type": "python", "target": f"{tmp_path / 'slow.py'}:slow_branin", "direction": "minimize"}
+    doc["loop"] = {**doc["loop"], "budget": 6, "initial_design": 4, "workers": 2}
+    doc["acquisition"] = {"type": "logei", "num_restarts": 2, "raw_samples": 64}
+    path = tmp_path / "parallel.json"
+    path.write_text(json.dumps(doc))
+    assert window.open_session(path)
+    window.run()
+    model = window.trials.model_
+
+    def running_rows() -> list[str]:
+        col = model.column("status")
+        return [model.index(r, col).data() for r in range(model.rowCount())
+                if str(model.index(r, col).data()).startswith("running")]
+
+    qtbot.waitUntil(lambda: len(running_rows()) == 2, timeout=90_000)
+    rows = running_rows()
+    assert all(" on 127.0.0.1:" in r and "since " in r for r in rows), rows
+    assert len({r.rsplit(" on ", 1)[1] for r in rows}) == 2  # one trial per worker
+    qtbot.waitUntil(lambda: window.latest is not None and window.latest.status == "finished", timeout=120_000)
+    assert window.latest.n_evaluated == 6 and not running_rows()
+    trials = window.engine.session.trials
+    assert sorted(t.completed_order for t in trials) == list(range(6))
+    assert {t.worker for t in trials} and len({t.worker for t in trials}) == 2
