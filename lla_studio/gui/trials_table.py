@@ -154,6 +154,8 @@ class TrialsModel(QAbstractTableModel):
                 return f"within {BOUNDARY_TOL:.0%} of the range of an end of the box: {', '.join(t['boundary'])}"
             if name == "message" and t["message"]:
                 return t["message"]
+            if name == "status":
+                return _status_tip(t)
             return None
         if role == Qt.ItemDataRole.ForegroundRole:
             if refused is not None or (name == "status" and t["status"] == "failed"):
@@ -303,6 +305,10 @@ class TrialsTable(QTableView):
         bar = self.verticalScrollBar()
         self._follow = bar.value() >= bar.maximum()
         self.model_.update_trials(trials, names, minimize)
+        if any(t["status"] == "running" for t in trials):  # "running 14:02:11" is wider than "completed"
+            column = self.proxy.mapFromSource(self.model_.index(0, self.model_.column("status"))).column()
+            if column >= 0 and self.sizeHintForColumn(column) > self.columnWidth(column):
+                self.resizeColumnToContents(column)
 
     # -- for the window and tests -------------------------------------------------------------
     def rowCount(self) -> int:  # noqa: N802 - the QTableWidget name the window used
@@ -330,9 +336,15 @@ class TrialsTable(QTableView):
 
 
 def _status(t: dict[str, Any]) -> str:
-    """The status cell: a running trial says since when and where (a parallel run's worker)."""
+    """The status cell: a running trial of a parallel run says since when (its worker: the tooltip)."""
     if t["status"] != "running" or t.get("started_at") is None:
         return t["status"]
+    return f"running {time.strftime('%H:%M:%S', time.localtime(t['started_at']))}"
+
+
+def _status_tip(t: dict[str, Any]) -> str | None:
+    if t["status"] != "running" or t.get("started_at") is None:
+        return None
     since = time.strftime("%H:%M:%S", time.localtime(t["started_at"]))
-    worker = t.get("worker") or ""
-    return f"running since {since}" + (f" on {worker.rsplit('/', 1)[-1]}" if worker else "")
+    worker = t.get("worker")
+    return f"running since {since}" + (f" on worker {worker}" if worker else "")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from lla_studio.core.session import load_session, session_to_dict
 from lla_studio.gui.main_window import MainWindow, default_session_path
@@ -582,15 +583,16 @@ def test_the_studio_runs_on_two_workers_and_shows_two_running_rows(window, qtbot
     window.run()
     model = window.trials.model_
 
-    def running_rows() -> list[str]:
+    def running_rows() -> list[tuple[str, str]]:
         col = model.column("status")
-        return [model.index(r, col).data() for r in range(model.rowCount())
-                if str(model.index(r, col).data()).startswith("running")]
+        cells = [model.index(r, col) for r in range(model.rowCount())]
+        return [(c.data(), c.data(Qt.ItemDataRole.ToolTipRole)) for c in cells if str(c.data()).startswith("running")]
 
     qtbot.waitUntil(lambda: len(running_rows()) == 2, timeout=90_000)
     rows = running_rows()
-    assert all(" on 127.0.0.1:" in r and "since " in r for r in rows), rows
-    assert len({r.rsplit(" on ", 1)[1] for r in rows}) == 2  # one trial per worker
+    assert all(re.fullmatch(r"running \d\d:\d\d:\d\d", text) for text, _ in rows), rows
+    assert all(tip.startswith("running since ") and " on worker tcp://127.0.0.1:" in tip for _, tip in rows), rows
+    assert len({tip.rsplit(" ", 1)[1] for _, tip in rows}) == 2  # one trial per worker
     qtbot.waitUntil(lambda: window.latest is not None and window.latest.status == "finished", timeout=120_000)
     assert window.latest.n_evaluated == 6 and not running_rows()
     trials = window.engine.session.trials
