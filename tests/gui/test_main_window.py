@@ -594,7 +594,9 @@ def test_the_studio_runs_on_two_workers_and_shows_two_running_rows(window, qtbot
     assert all(tip.startswith("running since ") and " on worker tcp://127.0.0.1:" in tip for _, tip in rows), rows
     assert len({tip.rsplit(" ", 1)[1] for _, tip in rows}) == 2  # one trial per worker
     qtbot.waitUntil(lambda: window.latest is not None and window.latest.status == "finished", timeout=120_000)
-    assert window.latest.n_evaluated == 6 and not running_rows()
+    assert window.latest.n_evaluated == 6 and all(t["status"] == "completed" for t in window.latest.trials)
+    qtbot.waitUntil(lambda: window.pending_redraws() == 0, timeout=5_000)  # the table draws one tick later
+    assert not running_rows()
     trials = window.engine.session.trials
     assert sorted(t.completed_order for t in trials) == list(range(6))
     assert {t.worker for t in trials} and len({t.worker for t in trials}) == 2
