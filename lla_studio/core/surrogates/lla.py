@@ -311,7 +311,7 @@ class LinearizedLaplaceModel(Model):
                 warnings.append("train_Y: all targets are equal; targets were only centered")
         ys = (y - y_mean) / y_std
         with torch.no_grad():
-            Xn = self._normalize(X)
+            Xn = self.transform_inputs(X)
         d = Xn.shape[-1]  # the network's inputs: the transformed ones (e.g. the session's features)
 
         net = build(self.spec, d, seed=s.seed, dtype=dtype).to(device)
@@ -443,17 +443,11 @@ class LinearizedLaplaceModel(Model):
         _check_finite("train_Y", Y)
         return train_X.detach(), Y.detach()
 
-    def _normalize(self, X: Tensor) -> Tensor:
-        """The inputs as the network sees them (BoTorch's ``Model.transform_inputs``)."""
-        return self.transform_inputs(X)
-
     # The model keeps its transformed training inputs itself (it has no gpytorch ``train_inputs``),
     # so BoTorch's train()/eval() swap of transformed training inputs does not apply here.
-    def _set_transformed_inputs(self) -> None:
-        pass
+    def _set_transformed_inputs(self) -> None: ...
 
-    def _revert_to_original_inputs(self) -> None:
-        pass
+    def _revert_to_original_inputs(self) -> None: ...
 
     # ------------------------------------------------------------------ Jacobians
     def _f_and_jacobian(
@@ -716,7 +710,7 @@ class LinearizedLaplaceModel(Model):
         if X.dim() < 2:
             raise ValueError(f"X: expected batch_shape x q x d, got shape {tuple(X.shape)}")
         X = X.to(dtype=self._train_X.dtype, device=self._train_X.device)
-        mean, cov = self._standardized_mean_cov(self._normalize(X))
+        mean, cov = self._standardized_mean_cov(self.transform_inputs(X))
         ys, ym = self._y_std, self._y_mean
         mean = mean * ys + ym
         cov = cov * ys**2
@@ -744,7 +738,7 @@ class LinearizedLaplaceModel(Model):
         """
         self._require_fit()
         shape = X.shape[:-1]
-        Xn = self._normalize(X.to(self._train_X).reshape(-1, X.shape[-1]))
+        Xn = self.transform_inputs(X.to(self._train_X).reshape(-1, X.shape[-1]))
         means, variances = [], []
         for start in range(0, Xn.shape[0], self.settings.chunk_size):
             f, feats = network_features(
